@@ -1,0 +1,231 @@
+"""One song through the house: load, separate, rhythm, features, chunks, transcribe, align,
+store. Stages compute; this module decides what is written where and times each stage."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+
+from didactic import store
+from didactic.atomic import atomic_path
+from didactic.audio import Audio, file_hash, read_audio, write_audio
+from didactic.config import Config, TimeSignature, grid_steps_per_beat
+from didactic.errors import AudioError
+from didactic.grid import BeatGrid
+from didactic.songs import SongRef
+from didactic.stages.align import align_notes
+from didactic.stages.chunks import bar_chunks
+from didactic.stages.separate import MIX_STEM, SongAudio
+from didactic.stages.transcribe import Notes
+from didactic.stages_factory import Stages
+
+log = logging.getLogger(__name__)
+
+STAGES = ("load", "separate", "rhythm", "features", "chunks", "transcribe", "align", "store")
+
+
+@dataclass
+class SongResult:
+    """What happened to one song."""
+
+    song_id: str
+    source_path: str
+    content_hash: str = ""
+    duration_s: float = 0.0
+    n_bars: int = 0
+    n_notes: int = 0
+    stems: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.current = ""
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.current = name
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def process_song(
+    song: SongRef, cfg: Config, stages: Stages, run_dir: Path, meta: dict[str, str]
+) -> SongResult:
+    """Run every stage on ``song`` and write its tables and files under ``run_dir``.
+
+    Tables are written last, each atomically, so a song's rows appear only once all of its
+    files exist.
+    """
+    timer = _Timer()
+    result = SongResult(song.song_id, str(song.path))
+    out_dir = store.song_dir(run_dir, song.song_id)
+    meter = TimeSignature.parse(song.time_signature or cfg.time_signature)
+    sr = cfg.analysis_sr
+
+    with timer.stage("load"):
+        audio = read_audio(song.path)
+        result.content_hash = file_hash(song.path)
+        result.duration_s = audio.duration_s
+        mix_mono = audio.mono(sr)
+
+    with timer.stage("separate"):
+        stems = stages.separator(SongAudio(song.song_id, song.path, audio))
+        result.stems = list(stems)
+        if cfg.output.write_stems and list(stems) != [MIX_STEM]:
+            for name, a in stems.items():
+                write_audio(
+                    out_dir / "stems" / f"{name}.wav", a.samples, a.sr, cfg.output.audio_subtype
+                )
+
+    with timer.stage("rhythm"):
+        grid = stages.rhythm(mix_mono, sr, cfg.hop_length, meter)
+        bar_s = meter.beats_per_bar * 60.0 / grid.tempo_bpm
+        if audio.duration_s < bar_s:
+            raise AudioError(
+                song.path,
+                f"shorter than one bar ({audio.duration_s:.2f} s < {bar_s:.2f} s at "
+                f"{grid.tempo_bpm:.1f} BPM in {meter})",
+            )
+        result.n_bars = grid.n_bars
+
+    features: dict[str, dict[str, np.ndarray]] = {}
+    with timer.stage("features"):
+        for name, a in stems.items():
+            features[name] = stages.features(a.mono(sr), sr, cfg.hop_length, grid)
+
+    chunk_paths: dict[str, list[str | None]] = {n: [None] * grid.n_bars for n in stems}
+    if cfg.chunks.enabled:
+        with timer.stage("chunks"):
+            for name, a in stems.items():
+                x, csr = (a.samples, a.sr) if cfg.chunks.preserve else (a.mono(sr), sr)
+                for row, (bar, chunk) in enumerate(bar_chunks(x, csr, grid)):
+                    path = out_dir / "chunks" / name / f"bar_{bar:04d}.wav"
+                    write_audio(path, chunk, csr, cfg.output.audio_subtype)
+                    chunk_paths[name][row] = str(path.relative_to(run_dir))
+
+    notes: dict[str, Notes] = {}
+    with timer.stage("transcribe"):
+        skip = set(cfg.transcriber.skip_stems)
+        for name, a in stems.items():
+            if stages.transcribes and name not in skip:
+                notes[name] = stages.transcriber(a.mono(stages.transcriber.sample_rate))
+
+    with timer.stage("align"):
+        steps = grid_steps_per_beat(cfg.align.grid, meter)
+        aligned = {name: align_notes(n, grid, steps) for name, n in notes.items()}
+        result.n_notes = sum(len(n) for n in notes.values())
+
+    with timer.stage("store"):
+        for name, n in notes.items():
+            _write_midi(out_dir / "midi" / f"{name}.mid", n, grid, name)
+        tables = _song_tables(
+            song, result, audio, grid, meter, features, chunk_paths, notes, aligned, cfg
+        )
+        for table, (cols, schema) in tables.items():
+            store.write_table(
+                store.to_table(cols, schema, meta), store.table_path(run_dir, table, song.song_id)
+            )
+
+    result.seconds = timer.seconds
+    return result
+
+
+def _song_tables(
+    song, result, audio: Audio, grid: BeatGrid, meter, features, chunk_paths, notes, aligned, cfg
+):
+    sid = song.song_id
+    songs = {
+        "song_id": [sid],
+        "source_path": [str(song.path)],
+        "content_hash": [result.content_hash],
+        "duration_s": [audio.duration_s],
+        "sample_rate": [audio.sr],
+        "channels": [audio.channels],
+        "tempo_bpm": [grid.tempo_bpm],
+        "time_signature": [str(meter)],
+        "beats_per_bar": [meter.beats_per_bar],
+        "n_beats": [grid.n_beats],
+        "n_bars": [grid.n_bars],
+        "stems": [result.stems],
+    }
+    is_down = np.zeros(grid.n_beats, dtype=bool)
+    is_down[grid.downbeats] = True
+    beats = {
+        "song_id": [sid] * grid.n_beats,
+        "beat_index": np.arange(grid.n_beats),
+        "time_s": grid.beat_times,
+        "bar_index": grid.beat_bar_index,
+        "beat_in_bar": grid.beat_in_bar,
+        "is_downbeat": is_down,
+        "local_tempo_bpm": grid.local_tempo_bpm,
+    }
+    tempo = grid.bar_tempo_bpm
+    bars = {
+        "song_id": [sid] * grid.n_bars,
+        "bar_index": grid.bar_numbers,
+        "start_s": grid.bar_starts,
+        "end_s": grid.bar_ends,
+        "n_beats": grid.bar_n_beats,
+        "tempo_bpm": pa_nullable(tempo),
+        "is_pickup": (grid.bar_numbers == 0) & (grid.bar_n_beats > 0),
+    }
+    fschema = store.bar_features_schema(cfg.features.n_mfcc, cfg.features.contrast_bands)
+    fcols: dict[str, list] = {name: [] for name in fschema.names}
+    for stem, cols in features.items():
+        fcols["song_id"] += [sid] * grid.n_bars
+        fcols["stem"] += [stem] * grid.n_bars
+        fcols["bar_index"] += list(grid.bar_numbers)
+        fcols["start_s"] += list(grid.bar_starts)
+        fcols["end_s"] += list(grid.bar_ends)
+        fcols["chunk_path"] += chunk_paths[stem]
+        for k, v in cols.items():
+            fcols[k] += list(v)
+    ncols: dict[str, list] = {name: [] for name in store.NOTES_SCHEMA.names}
+    for stem, n in notes.items():
+        ncols["song_id"] += [sid] * len(n)
+        ncols["stem"] += [stem] * len(n)
+        for k in ("pitch", "velocity", "start_s", "end_s"):
+            ncols[k] += list(getattr(n, k))
+        for k, v in aligned[stem].items():
+            ncols[k] += list(v)
+    ncols = {
+        k: (np.asarray(v) if k in ("beat_index", "beat_in_bar") else v) for k, v in ncols.items()
+    }
+    return {
+        "songs": (songs, store.SONGS_SCHEMA),
+        "beats": (beats, store.BEATS_SCHEMA),
+        "bars": (bars, store.BARS_SCHEMA),
+        "bar_features": (fcols, fschema),
+        "notes": (ncols, store.NOTES_SCHEMA),
+    }
+
+
+def pa_nullable(x: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in x]
+
+
+def _write_midi(path: Path, notes: Notes, grid: BeatGrid, stem: str) -> None:
+    """One instrument per stem; the file's tempo is the song's detected tempo."""
+    tempo = grid.tempo_bpm if np.isfinite(grid.tempo_bpm) else 120.0
+    pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
+    pm.time_signature_changes.append(
+        pretty_midi.TimeSignature(grid.meter.numerator, grid.meter.denominator, 0.0)
+    )
+    inst = pretty_midi.Instrument(program=0, name=stem)
+    for p, v, s, e in zip(notes.pitch, notes.velocity, notes.start_s, notes.end_s, strict=True):
+        inst.notes.append(pretty_midi.Note(int(v), int(p), float(s), float(e)))
+    pm.instruments.append(inst)
+    with atomic_path(path) as tmp:
+        pm.write(str(tmp))

@@ -1,0 +1,101 @@
+"""Shared fixtures: the CLI run in-process and as a real process, rendered songs, a tiny Demucs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from didactic.synth import RenderedSong, SongSpec, render_song, write_song
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``python -m didactic ARGS`` in this process; returns exit code, stdout, stderr."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from didactic import cli as cli_mod
+
+    def run(*args: str, cwd: Path | None = None) -> CliResult:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        monkeypatch.setattr(sys, "argv", ["didactic", *args])
+        GlobalHydra.instance().clear()
+        cli_mod._exit_code = 0
+        capsys.readouterr()
+        try:
+            cli_mod.main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        finally:
+            GlobalHydra.instance().clear()
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_process(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real ``python -m didactic`` in a fresh process."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "didactic", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_demucs_repo(tmp_path_factory) -> Path:
+    """A local Demucs weights folder with tiny random-weight htdemucs and htdemucs_6s."""
+    from tiny_demucs import SOURCES_6, build_tiny_demucs
+
+    folder = tmp_path_factory.mktemp("demucs_repo")
+    build_tiny_demucs(folder, "htdemucs")
+    build_tiny_demucs(folder, "htdemucs_6s", SOURCES_6)
+    return folder
+
+
+@dataclass
+class SongFiles:
+    song: RenderedSong
+    mix: Path
+    stems_dir: Path
+    folder: Path
+
+
+@pytest.fixture(scope="session")
+def make_song(tmp_path_factory):
+    """Render a song from a SongSpec into its own folder (cached per spec)."""
+    cache: dict[tuple, SongFiles] = {}
+
+    def make(name: str = "song", **spec_kwargs) -> SongFiles:
+        key = (name, tuple(sorted(spec_kwargs.items())))
+        if key not in cache:
+            spec = SongSpec(**spec_kwargs)
+            song = render_song(spec)
+            folder = tmp_path_factory.mktemp(name)
+            paths = write_song(song, folder, name=name)
+            cache[key] = SongFiles(song, Path(paths["mix"]), folder / f"{name}_stems", folder)
+        return cache[key]
+
+    return make
