@@ -36,8 +36,7 @@ def demo_path(name: str) -> str:
 def config_error_from(exc: BaseException) -> ConfigError:
     """Turn a Hydra/OmegaConf composition or validation error into a one-line ConfigError."""
     if isinstance(exc, MissingConfigException) and exc.options is not None:
-        group = (exc.missing_cfg_file or "?").split("/")[0]
-        name = (exc.missing_cfg_file or "?").split("/")[-1]
+        group, _, name = (exc.missing_cfg_file or "?").rpartition("/")
         options = sorted(o for o in exc.options if not o.endswith("_schema"))
         return ConfigError(group, name, "one of " + ", ".join(options))
     if isinstance(exc, OverrideParseException):

@@ -43,7 +43,10 @@ class BeatGrid:
     def __post_init__(self) -> None:
         bt = np.asarray(self.beat_times, dtype=np.float64)
         db = np.asarray(self.downbeats, dtype=np.int64)
-        if bt.size and (np.any(np.diff(bt) <= 0) or bt[0] < 0 or bt[-1] >= self.duration_s):
+        if not np.isfinite(self.duration_s):
+            raise ValueError(f"duration must be finite, got {self.duration_s}")
+        # Written as negated "good" conditions so that NaN beat times fail them too.
+        if bt.size and not (np.all(np.diff(bt) > 0) and bt[0] >= 0 and bt[-1] < self.duration_s):
             raise ValueError("beat times must increase strictly within [0, duration)")
         if db.size and (np.any(np.diff(db) <= 0) or db[0] < 0 or db[-1] >= bt.size):
             raise ValueError("downbeats must be increasing indices into beat_times")

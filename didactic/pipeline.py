@@ -171,14 +171,13 @@ def _song_tables(
         "is_downbeat": is_down,
         "local_tempo_bpm": grid.local_tempo_bpm,
     }
-    tempo = grid.bar_tempo_bpm
     bars = {
         "song_id": [sid] * grid.n_bars,
         "bar_index": grid.bar_numbers,
         "start_s": grid.bar_starts,
         "end_s": grid.bar_ends,
         "n_beats": grid.bar_n_beats,
-        "tempo_bpm": pa_nullable(tempo),
+        "tempo_bpm": grid.bar_tempo_bpm,
         "is_pickup": (grid.bar_numbers == 0) & (grid.bar_n_beats > 0),
     }
     fschema = store.bar_features_schema(cfg.features.n_mfcc, cfg.features.contrast_bands)
@@ -210,10 +209,6 @@ def _song_tables(
         "bar_features": (fcols, fschema),
         "notes": (ncols, store.NOTES_SCHEMA),
     }
-
-
-def pa_nullable(x: np.ndarray) -> list[float | None]:
-    return [None if np.isnan(v) else float(v) for v in x]
 
 
 def _write_midi(path: Path, notes: Notes, grid: BeatGrid, stem: str) -> None:

@@ -109,15 +109,21 @@ def song_dir(run_dir: Path, song_id: str) -> Path:
 
 
 def to_table(columns: dict[str, object], schema: pa.Schema, metadata: dict[str, str]) -> pa.Table:
-    """Build a table with exactly ``schema``'s columns; ints of -1 in nullable index columns
-    (``beat_index``, ``beat_in_bar`` of notes) become nulls."""
+    """Build a table with exactly ``schema``'s columns. Undefined values become nulls: NaN in
+    float columns, and -1 in the nullable index columns (``beat_index``, ``beat_in_bar``)."""
     arrays = []
     for f in schema:
         values = columns[f.name]
-        if isinstance(values, np.ndarray) and f.name in _NULL_IF_NEGATIVE and values.size:
-            arrays.append(pa.array(values, type=f.type, mask=values < 0))
-        else:
-            arrays.append(pa.array(values, type=f.type))
+        mask = None
+        if pa.types.is_floating(f.type):
+            values = np.asarray(values, dtype=np.float64)
+            mask = np.isnan(values)
+        elif f.name in _NULL_IF_NEGATIVE:
+            values = np.asarray(values, dtype=np.int64)
+            mask = values < 0
+        arrays.append(
+            pa.array(values, type=f.type, mask=mask if mask is not None and mask.any() else None)
+        )
     return pa.Table.from_arrays(arrays, schema=schema.with_metadata(metadata))
 
 

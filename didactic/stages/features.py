@@ -8,7 +8,8 @@ Definitions (one place; the README's table is generated from :data:`FEATURES`):
   nearest its middle.
 - Spectral-shape features (centroid, bandwidth, rolloff, flatness, contrast) are undefined on
   silence (librosa would report flatness 1 there), so they average only frames louder than
-  :data:`SILENCE_DBFS` and are NaN for a bar without one.
+  :data:`SILENCE_DBFS` and are NaN for a bar without one, or whose own samples are that quiet
+  (a frame centred in a silent bar can still see a neighbouring bar through its window).
 - MFCCs use a log-mel spectrogram in absolute dB (``ref=1``, no ``top_db``), so values do not
   depend on the loudest moment of the song.
 """
@@ -108,6 +109,10 @@ class BarFeatureExtractor:
             ]
         )
         shape_means = _weighted_means(shape, loud, f0, f1)
+        # A frame centred in a silent bar still sees the next bar's attack through its
+        # window; a bar whose own samples are silent has no spectral shape.
+        silent_bar = 20 * np.log10(np.maximum(out["rms"], 1e-12)) <= SILENCE_DBFS
+        shape_means[:, silent_bar] = np.nan
         names = ["spectral_centroid_hz", "spectral_bandwidth_hz", "spectral_rolloff_hz"]
         names += ["spectral_flatness"]
         names += [f"spectral_contrast_{k}" for k in range(self.contrast_bands + 1)]
@@ -137,20 +142,29 @@ class BarFeatureExtractor:
         rows = np.searchsorted(starts, onset_frames * hop_length, side="right") - 1
         out["onset_count"] = np.bincount(rows, minlength=starts.size).astype(np.int32)
 
-        return {k: (v if k == "onset_count" else v.astype(np.float32)) for k, v in out.items()}
+        return {  # in table order (feature_columns)
+            k: (out[k] if k == "onset_count" else out[k].astype(np.float32)) for k in self.columns
+        }
 
 
 def _time_domain(y: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> dict[str, np.ndarray]:
     """Exact per-bar RMS, loudness and zero-crossing rate from cumulative sums."""
-    energy = np.concatenate([[0.0], np.cumsum(y.astype(np.float64) ** 2)])
+    # Per-bar sums with reduceat, not differences of one running sum: after a loud passage the
+    # running sum's rounding step exceeds a quiet bar's whole energy. The appended zero makes
+    # every start (up to y.size) a valid index; reduceat gives x[i] for an empty segment.
+    sq = np.concatenate([y.astype(np.float64) ** 2, [0.0]])
+    energy = np.where(ends > starts, np.add.reduceat(sq, starts), 0.0)
     n = np.maximum(ends - starts, 1)
-    rms = np.sqrt((energy[ends] - energy[starts]) / n)
+    rms = np.sqrt(energy / n)
     signs = np.signbit(y)
     crossings = np.concatenate([[0], np.cumsum(signs[1:] != signs[:-1])])
     # crossings[i] counts sign changes between samples 0..i; a bar's own changes lie between
     # its first and last sample.
-    last = np.maximum(ends - 1, starts)
-    zcr = (crossings[last] - crossings[starts]) / np.maximum(ends - starts - 1, 1)
+    # An empty bar at the very end can start at y.size: clip into the array (its zcr is 0).
+    top = crossings.size - 1
+    first = np.clip(starts, 0, top)
+    last = np.clip(np.maximum(ends - 1, starts), 0, top)
+    zcr = (crossings[last] - crossings[first]) / np.maximum(ends - starts - 1, 1)
     loud = 20 * np.log10(np.maximum(rms, 10 ** (LOUDNESS_FLOOR_DBFS / 20)))
     return {"rms": rms, "loudness_dbfs": loud, "zcr": zcr}
 

@@ -20,6 +20,12 @@ from didactic.grid import BeatGrid
 
 log = logging.getLogger(__name__)
 
+# How much later than the note-on the onset envelope's peak lies with the settings below
+# (measured on rendered songs: a median of 8 ms with a spread of about +-5 ms). Removing it puts
+# bar boundaries just before the attack rather than inside it, so a bar's chunk starts with its
+# downbeat's whole transient.
+ONSET_LATENCY_S = 0.008
+
 
 class BeatTracker:
     """Find the beat grid of a mono signal.
@@ -52,11 +58,7 @@ class BeatTracker:
         oenv = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=8 * hop)
         if not np.any(oenv > 0):
             raise StageError("rhythm", "no detectable beat (no onsets: silent or steady signal)")
-        bpm = float(
-            librosa.feature.tempo(
-                onset_envelope=oenv, sr=sr, hop_length=hop, start_bpm=self.start_bpm
-            )[0]
-        )
+        bpm = global_tempo(oenv, sr, hop, self.start_bpm)
         _, frames = librosa.beat.beat_track(
             onset_envelope=oenv,
             sr=sr,
@@ -68,16 +70,40 @@ class BeatTracker:
         beats = librosa.frames_to_time(np.asarray(frames), sr=sr, hop_length=hop) - pad / sr
         if beats.size < 2:
             raise StageError("rhythm", f"no detectable beat ({beats.size} beats found)")
-        onsets = _onset_times(oenv, sr, hop) - pad / sr
+        onsets = _onset_times(oenv, sr, hop) - pad / sr - ONSET_LATENCY_S
         beats = _snap(beats, onsets, self.snap_window_s)
         beats = _fill_gaps(beats)
         beats = _extend(beats, onsets, duration, self.snap_window_s)
-        beats = np.unique(beats[(beats >= 0) & (beats < duration)])
+        beats = np.unique(np.clip(beats, 0.0, None))
+        beats = beats[beats < duration]
         if beats.size < 2:
             raise StageError("rhythm", f"no detectable beat ({beats.size} beats found)")
         grid = BeatGrid(beats, np.arange(0, beats.size, meter.beats_per_bar), duration, meter)
         log.debug("tempo %.2f BPM, %d beats, %d bars", grid.tempo_bpm, grid.n_beats, grid.n_bars)
         return grid
+
+
+def global_tempo(oenv: np.ndarray, sr: int, hop: int, start_bpm: float) -> float:
+    """The tempo whose period best repeats the whole onset envelope, weighted by librosa's
+    log-normal prior (one octave wide, centred on ``start_bpm``).
+
+    One autocorrelation of the whole envelope replaces librosa's tempogram, whose per-frame
+    autocorrelations cost seconds per minute of audio at a fine hop.
+    """
+    x = oenv.astype(np.float64) - oenv.mean()
+    ac = librosa.autocorrelate(x)
+    lags = np.arange(1, ac.size)
+    bpm = 60.0 * sr / (hop * lags)
+    prior = np.exp(-0.5 * (np.log2(bpm / start_bpm)) ** 2)
+    score = np.where((bpm >= 30) & (bpm <= 320), np.maximum(ac[1:], 0) * prior, 0.0)
+    k = int(np.argmax(score))
+    if 0 < k < score.size - 1:  # parabolic refinement of the peak lag
+        a, b, c = score[k - 1], score[k], score[k + 1]
+        denom = a - 2 * b + c
+        lag = lags[k] + (0.5 * (a - c) / denom if denom else 0.0)
+    else:
+        lag = lags[k]
+    return float(60.0 * sr / (hop * lag))
 
 
 def onset_hop(sr: int) -> int:

@@ -1,0 +1,75 @@
+"""Tempo, beats and bars against songs rendered from known MIDI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from didactic.audio import Audio
+from didactic.config import TimeSignature
+from didactic.errors import StageError
+from didactic.stages.rhythm import BeatTracker
+from didactic.synth import SongSpec, render_song
+
+SR = 22050
+HOP = 512
+
+CASES = [
+    # tempo, meter, leading silence (s); first downbeat is the first beat in all of them
+    (75.0, "4/4", 0.0),
+    (90.0, "4/4", 0.0),
+    (120.0, "4/4", 0.5),
+    (140.0, "4/4", 1.0),
+    (100.0, "3/4", 0.0),
+    (128.0, "3/4", 0.5),
+    (96.0, "6/8", 0.0),
+]
+
+
+def _track(spec: SongSpec):
+    song = render_song(spec)
+    grid = BeatTracker()(
+        Audio(song.mix, song.sr).mono(SR), SR, HOP, TimeSignature.parse(spec.time_signature)
+    )
+    return song, grid
+
+
+@pytest.mark.parametrize(("tempo", "meter", "silence"), CASES)
+def test_tempo_and_downbeats_match_truth(tempo: float, meter: str, silence: float) -> None:
+    spec = SongSpec(
+        tempo_bpm=tempo, time_signature=meter, n_bars=10, leading_silence_s=silence, seed=5
+    )
+    song, grid = _track(spec)
+    assert grid.tempo_bpm == pytest.approx(tempo, rel=0.02)
+    assert grid.meter.beats_per_bar == song.beats_per_bar
+    # Bar k (k >= 1) must start within 50 ms of the k-th true downbeat.
+    rows = {int(b): i for i, b in enumerate(grid.bar_numbers)}
+    starts = np.array(
+        [grid.beat_times[grid.downbeats[k - 1]] for k in range(1, len(song.downbeat_times) + 1)]
+    )
+    err = np.abs(starts - song.downbeat_times)
+    assert err.max() < 0.050, f"bar start errors (ms): {np.round(1000 * err).astype(int)}"
+    # Leading silence longer than the bar-0 threshold is bar 0, and holds no beat.
+    assert (0 in rows) == (silence > 0)
+    if silence:
+        assert grid.bar_ends[0] == pytest.approx(silence, abs=0.05)
+        assert grid.bar_n_beats[0] == 0
+
+
+def test_every_true_beat_is_found() -> None:
+    song, grid = _track(SongSpec(tempo_bpm=110, n_bars=8, leading_silence_s=0.3, seed=2))
+    dist = np.abs(grid.beat_times[None, :] - song.beat_times[:, None]).min(axis=1)
+    assert dist.max() < 0.05, f"worst beat error {1000 * dist.max():.0f} ms"
+
+
+def test_bars_cover_song_without_gaps() -> None:
+    song, grid = _track(SongSpec(tempo_bpm=120, n_bars=6, leading_silence_s=0.7, trailing_s=2.0))
+    assert grid.bar_starts[0] == 0.0
+    assert grid.bar_ends[-1] == pytest.approx(song.duration_s)
+    np.testing.assert_array_equal(grid.bar_starts[1:], grid.bar_ends[:-1])
+    assert np.all(np.diff(grid.bar_numbers) == 1) and grid.bar_numbers.min() >= 0
+
+
+def test_silence_has_no_beat() -> None:
+    with pytest.raises(StageError, match="no detectable beat"):
+        BeatTracker()(np.zeros(SR * 5, dtype=np.float32), SR, HOP, TimeSignature(4, 4))
