@@ -32,9 +32,23 @@ def _import():
     return inference
 
 
-@lru_cache(maxsize=1)
-def load_model():
-    """The ICASSP 2022 model from the basic-pitch wheel, on onnxruntime (once per process)."""
+@lru_cache(maxsize=4)
+def load_model(threads: int | None = None):
+    """The ICASSP 2022 model from the basic-pitch wheel on onnxruntime, once per process.
+
+    ``threads`` caps onnxruntime's intra-op threads (its default is every core, which
+    oversubscribes the machine when several workers run).
+    """
     inference = _import()
     path = Path(inference.__file__).parent / "saved_models" / "icassp_2022" / "nmp.onnx"
-    return inference.Model(path)
+    model = inference.Model(path)
+    if threads is not None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        model.model = ort.InferenceSession(
+            str(path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
+    return model

@@ -95,8 +95,10 @@ def _task(cfg: DictConfig) -> None:
         _fail(str(exc), exc.exit_code)
     _exit_code = max(_exit_code, summary.exit_code)
     # The one line on stdout: where the results are.
+    pending = f", {summary.pending} not processed" if summary.pending else ""
     print(
-        f"didactic: {summary.ok} ok, {summary.failed} failed; results in {summary.run_dir}",
+        f"didactic: {summary.ok} ok, {summary.failed} failed{pending}; "
+        f"results in {summary.run_dir}",
         flush=True,
     )
 

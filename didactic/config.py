@@ -22,6 +22,10 @@ from didactic.errors import ConfigError
 # to the stage's ``_target_`` class as keyword arguments.
 PIPELINE_KEYS = frozenset({"_target_", "timeout_s", "skip_stems"})
 
+# Config sections that change how a run is carried out but not what it computes: left out of
+# the config fingerprint, so resuming with more workers or another cache folder is allowed.
+EXECUTION_KEYS = ("runner", "cache", "paths")
+
 STEM_CHOICES = (0, 2, 4, 6)
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 AUDIO_SUBTYPES = ("FLOAT", "PCM_16", "PCM_24")
@@ -142,6 +146,30 @@ class OutputConf:
 
 
 @dataclass
+class RunnerConf:
+    """How songs are spread over worker processes (the ``runner`` group)."""
+
+    n_jobs: int = 1
+    threads_per_job: int | None = None  # null: cores // n_jobs
+    max_failures: int | None = None  # stop the run after this many failed songs
+    progress: str = "auto"  # auto (rich bars on a terminal), rich, plain
+
+
+@dataclass
+class CacheConf:
+    """The content-addressed cache of separation and transcription results."""
+
+    enabled: bool = True
+
+
+@dataclass
+class PathsConf:
+    """Folders outside the run directory."""
+
+    cache_dir: str = "~/.cache/didactic"
+
+
+@dataclass
 class Config:
     """The whole run. ``stems`` null means: what the separator gives (demucs 4, none 0,
     precomputed whatever the folder holds)."""
@@ -160,6 +188,9 @@ class Config:
     chunks: ChunksConf = field(default_factory=ChunksConf)
     align: AlignConf = field(default_factory=AlignConf)
     output: OutputConf = field(default_factory=OutputConf)
+    runner: RunnerConf = MISSING
+    cache: CacheConf = field(default_factory=CacheConf)
+    paths: PathsConf = field(default_factory=PathsConf)
 
 
 def register_configs() -> None:
@@ -174,6 +205,7 @@ def register_configs() -> None:
         ("features", "features_schema", FeaturesConf),
         ("transcriber", "basic_pitch_schema", BasicPitchConf),
         ("transcriber", "none_schema", NoTranscriberConf),
+        ("runner", "local_schema", RunnerConf),
     ):
         cs.store(group=group, name=name, node=node)
 
@@ -297,6 +329,12 @@ def validate(cfg: Config) -> None:
 
     grid_steps_per_beat(cfg.align.grid, meter)
     _check_choice("output.audio_subtype", cfg.output.audio_subtype, AUDIO_SUBTYPES)
+
+    run = cfg.runner
+    _check_range("runner.n_jobs", run.n_jobs, 1, 1024)
+    _check_range("runner.threads_per_job", run.threads_per_job, 1, 1024, optional=True)
+    _check_range("runner.max_failures", run.max_failures, 1, 10**9, optional=True)
+    _check_choice("runner.progress", run.progress, ("auto", "rich", "plain"))
 
 
 def _max_bands(fmin: float, sr: int) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,9 @@ import pretty_midi
 from didactic import store
 from didactic.atomic import atomic_path
 from didactic.audio import Audio, file_hash, read_audio, write_audio
+from didactic.cache import StageCache, array_hash, cache_key
 from didactic.config import Config, TimeSignature, grid_steps_per_beat
-from didactic.errors import AudioError
+from didactic.errors import AudioError, DidacticError, StageError
 from didactic.grid import BeatGrid
 from didactic.songs import SongRef
 from didactic.stages.align import align_notes
@@ -46,29 +48,52 @@ class SongResult:
 
 
 class _Timer:
-    def __init__(self) -> None:
+    def __init__(self, on_stage: Callable[[str], None] | None) -> None:
         self.seconds: dict[str, float] = {}
-        self.current = ""
+        self.on_stage = on_stage
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        self.current = name
+        if self.on_stage is not None:
+            self.on_stage(name)
         t0 = time.perf_counter()
         try:
             yield
+        except StageError:
+            raise
+        except DidacticError as exc:
+            exc.stage = getattr(exc, "stage", None) or name
+            raise
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
 
-def process_song(
-    song: SongRef, cfg: Config, stages: Stages, run_dir: Path, meta: dict[str, str]
-) -> SongResult:
-    """Run every stage on ``song`` and write its tables and files under ``run_dir``.
+@dataclass
+class SongContext:
+    """What a song's processing needs besides the song: where to write, how, with what."""
 
-    Tables are written last, each atomically, so a song's rows appear only once all of its
-    files exist.
+    cfg: Config
+    stages: Stages
+    run_dir: Path
+    meta: dict[str, str]
+    cache: StageCache
+    threads: int = 1
+    on_stage: Callable[[str], None] | None = None
+
+
+def process_song(song: SongRef, ctx: SongContext) -> SongResult:
+    """Run every stage on ``song`` and write its files and tables under ``ctx.run_dir``.
+
+    Tables are written last, each atomically and the ``songs`` table after the others, so a
+    song is listed in ``songs`` only once all of its rows and files exist.
     """
-    timer = _Timer()
+    with ThreadPoolExecutor(max_workers=max(1, ctx.threads)) as pool:
+        return _process(song, ctx, pool)
+
+
+def _process(song: SongRef, ctx: SongContext, pool: ThreadPoolExecutor) -> SongResult:
+    cfg, stages, run_dir = ctx.cfg, ctx.stages, ctx.run_dir
+    timer = _Timer(ctx.on_stage)
     result = SongResult(song.song_id, str(song.path))
     out_dir = store.song_dir(run_dir, song.song_id)
     meter = TimeSignature.parse(song.time_signature or cfg.time_signature)
@@ -81,13 +106,12 @@ def process_song(
         mix_mono = audio.mono(sr)
 
     with timer.stage("separate"):
-        stems = stages.separator(SongAudio(song.song_id, song.path, audio))
+        stems = _separate(song, audio, result.content_hash, ctx)
         result.stems = list(stems)
         if cfg.output.write_stems and list(stems) != [MIX_STEM]:
             for name, a in stems.items():
-                write_audio(
-                    out_dir / "stems" / f"{name}.wav", a.samples, a.sr, cfg.output.audio_subtype
-                )
+                path = out_dir / "stems" / f"{name}.wav"
+                write_audio(path, a.samples, a.sr, cfg.output.audio_subtype)
 
     with timer.stage("rhythm"):
         grid = stages.rhythm(mix_mono, sr, cfg.hop_length, meter)
@@ -100,10 +124,13 @@ def process_song(
             )
         result.n_bars = grid.n_bars
 
-    features: dict[str, dict[str, np.ndarray]] = {}
     with timer.stage("features"):
-        for name, a in stems.items():
-            features[name] = stages.features(a.mono(sr), sr, cfg.hop_length, grid)
+        # Stems are independent; numpy and librosa release the GIL in their heavy parts.
+        names = list(stems)
+        done = pool.map(
+            lambda n: stages.features(stems[n].mono(sr), sr, cfg.hop_length, grid), names
+        )
+        features = dict(zip(names, done, strict=True))
 
     chunk_paths: dict[str, list[str | None]] = {n: [None] * grid.n_bars for n in stems}
     if cfg.chunks.enabled:
@@ -115,12 +142,11 @@ def process_song(
                     write_audio(path, chunk, csr, cfg.output.audio_subtype)
                     chunk_paths[name][row] = str(path.relative_to(run_dir))
 
-    notes: dict[str, Notes] = {}
     with timer.stage("transcribe"):
         skip = set(cfg.transcriber.skip_stems)
-        for name, a in stems.items():
-            if stages.transcribes and name not in skip:
-                notes[name] = stages.transcriber(a.mono(stages.transcriber.sample_rate))
+        pitched = [n for n in stems if stages.transcribes and n not in skip]
+        done = pool.map(lambda n: _transcribe(stems[n], ctx), pitched)
+        notes = dict(zip(pitched, done, strict=True))
 
     with timer.stage("align"):
         steps = grid_steps_per_beat(cfg.align.grid, meter)
@@ -133,13 +159,59 @@ def process_song(
         tables = _song_tables(
             song, result, audio, grid, meter, features, chunk_paths, notes, aligned, cfg
         )
-        for table, (cols, schema) in tables.items():
-            store.write_table(
-                store.to_table(cols, schema, meta), store.table_path(run_dir, table, song.song_id)
-            )
+        # `songs` last: a song is in the dataset's songs table only once the rest is written.
+        for table in (*[t for t in store.TABLES if t != "songs"], "songs"):
+            cols, schema = tables[table]
+            path = store.table_path(run_dir, table, song.song_id)
+            store.write_table(store.to_table(cols, schema, ctx.meta), path)
 
     result.seconds = timer.seconds
     return result
+
+
+def _separate(song: SongRef, audio: Audio, content_hash: str, ctx: SongContext) -> dict[str, Audio]:
+    """Stems from the cache, or from the separator (then checked and cached)."""
+    sep = ctx.stages.separator
+    cacheable = ctx.cache.enabled and getattr(sep, "cacheable", True)
+    key = ""
+    if cacheable:
+        key = cache_key("separate", content_hash, ctx.stages.separator_options, _model_id(sep))
+        cached = ctx.cache.load_stems(key)
+        if cached is not None:
+            log.debug("song %s: stems from the cache", song.song_id)
+            return cached
+    stems = sep(SongAudio(song.song_id, song.path, audio, song.stems_dir))
+    if not stems:
+        raise StageError("separate", f"{song.path}: the separator returned no stems")
+    for name, a in stems.items():
+        if a.sr != audio.sr or a.n_samples != audio.n_samples:
+            raise StageError(
+                "separate",
+                f"{song.path}: stem {name!r} has {a.n_samples} samples at {a.sr} Hz, the mix "
+                f"{audio.n_samples} at {audio.sr} Hz",
+            )
+    if cacheable:
+        ctx.cache.save_stems(key, stems)
+    return stems
+
+
+def _transcribe(stem: Audio, ctx: SongContext) -> Notes:
+    tr = ctx.stages.transcriber
+    y = stem.mono(tr.sample_rate)
+    key = ""
+    if ctx.cache.enabled:
+        key = cache_key("transcribe", array_hash(y), ctx.stages.transcriber_options, _model_id(tr))
+        cached = ctx.cache.load_notes(key)
+        if cached is not None:
+            return cached
+    notes = tr(y)
+    if ctx.cache.enabled:
+        ctx.cache.save_notes(key, notes)
+    return notes
+
+
+def _model_id(stage: object) -> str:
+    return str(getattr(stage, "model_id", f"{type(stage).__module__}.{type(stage).__qualname__}"))
 
 
 def _song_tables(

@@ -1,13 +1,24 @@
-"""Many songs: validate, resolve, build stages once, process each song, write the manifest
-and ``run.json``. One song's failure is recorded and the others go on."""
+"""Many songs: validate, resolve, resume, spread songs over workers, record what happened.
+
+- Songs run in ``runner.n_jobs`` loky worker processes (in this process when ``n_jobs=1``);
+  each worker gets ``threads_per_job`` torch/BLAS/onnxruntime threads, by default
+  ``cores // n_jobs``, so workers x threads stay within the cores.
+- A failed song is recorded and the others go on; ``runner.max_failures`` stops a run that
+  fails wholesale.
+- Rerunning with the same run directory skips songs whose completion record matches the
+  config and redoes the rest; a song interrupted at any point (even by SIGKILL) is redone from
+  scratch, and no partial file is ever visible under a final name.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -16,12 +27,13 @@ import pyarrow as pa
 from omegaconf import DictConfig, OmegaConf
 
 from didactic import __version__, store
-from didactic.atomic import write_text
-from didactic.config import Config, PrecomputedConf, validate
-from didactic.errors import DidacticError
-from didactic.pipeline import process_song
-from didactic.songs import resolve_songs
+from didactic.atomic import TMP_MARK, write_text
+from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignature, validate
+from didactic.errors import ConfigError
+from didactic.progress import make_progress
+from didactic.songs import SongRef, resolve_songs
 from didactic.stages_factory import build_stages
+from didactic.worker import SongJob, SongOutcome, remember_stages, run_song
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +64,18 @@ MANIFEST_SCHEMA = pa.schema(
 )
 
 
-@dataclasses.dataclass
+@dataclass
 class RunSummary:
     """What a run did, for the CLI's last line."""
 
     run_dir: Path
     ok: int
     failed: int
+    pending: int = 0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.pending else 0
 
 
 def package_versions() -> dict[str, str]:
@@ -76,8 +89,12 @@ def package_versions() -> dict[str, str]:
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
-    """SHA-256 of the resolved job config: the same settings give the same fingerprint."""
-    text = json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True, default=str)
+    """SHA-256 of the resolved config that determines the results (execution settings such as
+    ``runner`` and ``paths`` left out): the same settings give the same fingerprint."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in EXECUTION_KEYS:
+        data.pop(key, None)
+    text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -93,61 +110,256 @@ def typed_config(cfg: DictConfig) -> Config:
     return typed
 
 
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     """Process every song of ``cfg`` into ``run_dir``; ``base_dir`` anchors relative paths."""
     typed = typed_config(cfg)
     songs = resolve_songs(typed.song, base_dir)
+    for s in songs:
+        if s.time_signature:
+            TimeSignature.parse(s.time_signature, key=f"song[{s.song_id}].time_signature")
     sep = typed.separator
     # A relative stems path is relative to where the command was started; a pattern that
     # starts with a placeholder ({song_dir}/...) is already absolute once filled in.
     if isinstance(sep, PrecomputedConf) and not sep.path.startswith("{"):
         sep.path = str(base_dir / sep.path)
-    stages = build_stages(typed)
-    versions = package_versions()
     fingerprint = config_fingerprint(cfg)
-    meta = store.schema_metadata(fingerprint, versions)
+    done = _completed(run_dir, fingerprint)
+    _remove_temp_files(run_dir)
 
+    n_jobs = min(typed.runner.n_jobs, max(1, len(songs) - len(done)))
+    threads = typed.runner.threads_per_job or max(1, available_cores() // n_jobs)
+    # Built here even for workers: missing weights or a bad _target_ stop the run before work.
+    stages = build_stages(typed, threads)
+    stage_key = fingerprint + f":{threads}"
+    remember_stages(stage_key, stages)
+    versions = package_versions()
+    meta = store.schema_metadata(fingerprint, versions)
+    cache_dir = str(Path(typed.paths.cache_dir).expanduser()) if typed.cache.enabled else None
+
+    todo = [s for s in songs if s.song_id not in done]
+    if done:
+        log.info("resuming %s: %d of %d songs already complete", run_dir, len(done), len(songs))
+    jobs = [
+        SongJob(s, typed, run_dir, meta, fingerprint, stage_key, threads, cache_dir) for s in todo
+    ]
     started = datetime.now(UTC).isoformat()
-    rows, song_records = [], []
-    for song in songs:
-        t0 = time.perf_counter()
-        log.info("song %s: %s", song.song_id, song.path)
-        try:
-            res = process_song(song, typed, stages, run_dir, meta)
-        except DidacticError as exc:
-            seconds = time.perf_counter() - t0
-            stage = getattr(exc, "stage", None) or "load"
-            log.error("song %s failed: %s", song.song_id, exc)
-            rows.append(
-                (
-                    song.song_id,
-                    str(song.path),
-                    "failed",
-                    stage,
-                    type(exc).__name__,
-                    str(exc),
-                    seconds,
-                )
+    t0 = time.perf_counter()
+    outcomes: dict[str, SongOutcome] = {}
+    progress = make_progress(typed.runner.progress, len(songs), len(done))
+    interrupted = False
+    try:
+        with progress.live():
+            for outcome in _execute(jobs, n_jobs, threads, progress):
+                outcomes[outcome.song_id] = outcome
+                _relog(outcome)
+                progress.finished(outcome.song_id, outcome.status == "ok", outcome.seconds)
+                failures = sum(o.status != "ok" for o in outcomes.values())
+                limit = typed.runner.max_failures
+                if limit is not None and failures >= limit:
+                    log.error("stopping: %d songs failed (runner.max_failures=%d)", failures, limit)
+                    break
+    except KeyboardInterrupt:
+        interrupted = True
+        log.warning("interrupted: stopping workers")
+    finally:
+        _remove_temp_files(run_dir)
+        summary = _write_records(
+            run_dir,
+            songs,
+            done,
+            outcomes,
+            fingerprint,
+            versions,
+            meta,
+            started,
+            time.perf_counter() - t0,
+        )
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def _execute(jobs: list[SongJob], n_jobs: int, threads: int, progress):
+    """Outcomes as songs finish: in this process for one job, else in loky workers."""
+    if n_jobs == 1:
+        for job in jobs:
+            yield run_song(_with_events(job, progress), capture_logs=False)
+        return
+    from joblib import Parallel, delayed, parallel_config
+
+    manager = _event_manager()
+    events = manager.Queue() if manager else None
+    stop = _start_event_pump(events, progress) if events is not None else None
+    try:
+        with parallel_config(backend="loky", inner_max_num_threads=threads):
+            gen = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(run_song)(_replace_events(job, events)) for job in jobs
             )
-            continue
-        seconds = time.perf_counter() - t0
-        rows.append((song.song_id, str(song.path), "ok", None, None, None, seconds))
-        song_records.append(dataclasses.asdict(res))
+            try:
+                yield from gen
+            finally:
+                with contextlib.suppress(Exception):
+                    gen.close()
+    finally:
+        if stop is not None:
+            stop()
+        if manager is not None:
+            manager.shutdown()
+
+
+class _DirectEvents:
+    """In-process stand-in for the event queue: straight to the progress display."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+
+    def put(self, item: tuple[int, str, str]) -> None:
+        self.progress.worker(*item)
+
+
+def _with_events(job: SongJob, progress) -> SongJob:
+    job.events = _DirectEvents(progress)
+    return job
+
+
+def _replace_events(job: SongJob, events) -> SongJob:
+    job.events = events
+    return job
+
+
+def _event_manager():
+    import multiprocessing
+
+    try:
+        manager = multiprocessing.Manager()
+    except OSError:  # no way to start a manager here: run without per-worker lines
+        return None
+    return manager
+
+
+def _start_event_pump(events, progress):
+    """A thread that moves (pid, song, stage) events from workers to the display."""
+    import queue
+    import threading
+
+    halt = threading.Event()
+
+    def pump() -> None:
+        while not halt.is_set():
+            try:
+                progress.worker(*events.get(timeout=0.2))
+            except queue.Empty:
+                continue
+            except (EOFError, OSError, BrokenPipeError):
+                return
+
+    thread = threading.Thread(target=pump, name="didactic-progress", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        halt.set()
+        thread.join(timeout=2)
+
+    return stop
+
+
+def _relog(outcome: SongOutcome) -> None:
+    """Re-emit a worker's warnings and errors here, where Hydra's log file is attached."""
+    for level, name, message in outcome.logs:
+        logging.getLogger(name).log(level, "[%s] %s", outcome.song_id, message)
+    if outcome.status != "ok":
+        log.error("song %s failed in %s: %s", outcome.song_id, outcome.stage, outcome.message)
+    elif outcome.result:
+        r = outcome.result
         log.info(
-            "song %s: %.1f s audio, %d bars, %d notes in %.1f s (%s)",
-            song.song_id,
-            res.duration_s,
-            res.n_bars,
-            res.n_notes,
-            seconds,
-            ", ".join(f"{k} {v:.2f}" for k, v in res.seconds.items()),
+            "song %s: %.1f s audio, %d bars, %d notes (%s)", outcome.song_id, r["duration_s"],
+            r["n_bars"], r["n_notes"], ", ".join(f"{k} {v:.2f} s" for k, v in r["seconds"].items()),
         )
 
-    manifest = pa.Table.from_pylist(
-        [dict(zip(MANIFEST_SCHEMA.names, r, strict=True)) for r in rows], schema=MANIFEST_SCHEMA
-    )
+
+def _completed(run_dir: Path, fingerprint: str) -> dict[str, dict]:
+    """Completion records of songs finished earlier in this run directory."""
+    folder = run_dir / "state"
+    done: dict[str, dict] = {}
+    if not folder.is_dir():
+        return done
+    for path in sorted(folder.glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # unreadable: the song is redone
+        if rec.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                "hydra.run.dir",
+                str(run_dir),
+                "a new run directory: this one holds results made with another config",
+            )
+        if rec.get("status") == "ok":
+            done[rec["song_id"]] = rec
+    return done
+
+
+def _remove_temp_files(run_dir: Path) -> None:
+    """Delete temporary files a killed or interrupted worker left behind."""
+    if not run_dir.is_dir():
+        return
+    for path in run_dir.rglob(f"*{TMP_MARK}*"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _write_records(
+    run_dir: Path,
+    songs: list[SongRef],
+    done: dict[str, dict],
+    outcomes: dict[str, SongOutcome],
+    fingerprint: str,
+    versions: dict[str, str],
+    meta: dict[str, str],
+    started: str,
+    wall_s: float,
+) -> RunSummary:
+    """manifest.parquet (one row per song of the run) and run.json."""
+    rows, records = [], []
+    for s in songs:
+        if s.song_id in outcomes:
+            o = outcomes[s.song_id]
+            rows.append(o.manifest_row())
+            if o.result:
+                records.append(o.result)
+        elif s.song_id in done:
+            rec = done[s.song_id]
+            rows.append({k: rec.get(k) for k in MANIFEST_SCHEMA.names})
+            if rec.get("result"):
+                records.append(rec["result"])
+        else:
+            rows.append(
+                {
+                    "song_id": s.song_id,
+                    "source_path": str(s.path),
+                    "status": "pending",
+                    "stage": None,
+                    "error_type": None,
+                    "message": "not processed",
+                    "seconds": 0.0,
+                }
+            )
+    manifest = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
+    run_dir.mkdir(parents=True, exist_ok=True)
     store.write_table(manifest.replace_schema_metadata(meta), run_dir / "manifest.parquet")
-    ok = sum(r[2] == "ok" for r in rows)
+    counts = {k: sum(r["status"] == k for r in rows) for k in ("ok", "failed", "pending")}
+    audio_s = sum(r.get("duration_s", 0.0) for r in records)
+    stage_totals: dict[str, float] = {}
+    for r in records:
+        for k, v in r.get("seconds", {}).items():
+            stage_totals[k] = stage_totals.get(k, 0.0) + v
     info = {
         "didactic_version": __version__,
         "versions": versions,
@@ -155,9 +367,35 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
         "started": started,
         "finished": datetime.now(UTC).isoformat(),
         "songs_total": len(rows),
-        "songs_ok": ok,
-        "songs_failed": len(rows) - ok,
-        "songs": song_records,
+        "songs_ok": counts["ok"],
+        "songs_failed": counts["failed"],
+        "songs_pending": counts["pending"],
+        "songs_resumed": len(done),
+        "audio_hours": audio_s / 3600,
+        "wall_s": wall_s,
+        "stage_seconds": stage_totals,
+        "songs": records,
     }
     write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
-    return RunSummary(run_dir, ok, len(rows) - ok)
+    _log_summary(info)
+    return RunSummary(run_dir, counts["ok"], counts["failed"], counts["pending"])
+
+
+def _log_summary(info: dict) -> None:
+    audio_h, wall = info["audio_hours"], info["wall_s"]
+    slowest = max(info["stage_seconds"].items(), key=lambda kv: kv[1], default=("-", 0.0))
+    rtf = audio_h * 3600 / wall if wall > 0 else float("nan")
+    log.info(
+        "summary: %d songs: %d ok (%d of them from an earlier attempt), %d failed, %d pending; "
+        "%.3f h of audio in %.1f s (%.1fx real time); slowest stage: %s (%.1f s)",
+        info["songs_total"],
+        info["songs_ok"],
+        info["songs_resumed"],
+        info["songs_failed"],
+        info["songs_pending"],
+        audio_h,
+        wall,
+        rtf,
+        slowest[0],
+        slowest[1],
+    )

@@ -8,7 +8,7 @@ get ``stems``, ``device`` and ``seed``.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any
 
 from hydra.errors import InstantiationException
@@ -31,6 +31,8 @@ class Stages:
     rhythm: Any
     features: Any
     transcriber: Any
+    separator_options: dict = field(default_factory=dict)  # what the separator was built with
+    transcriber_options: dict = field(default_factory=dict)
 
     @property
     def transcribes(self) -> bool:
@@ -48,21 +50,39 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_stages(cfg: Config) -> Stages:
-    """Instantiate every stage of ``cfg`` (a composed, validated config)."""
+def build_stages(cfg: Config, threads: int = 1) -> Stages:
+    """Instantiate every stage of ``cfg`` (a composed, validated config).
+
+    ``threads`` is this process's share of the cores, handed to the model runtimes.
+    """
     device = resolve_device(cfg.device)
     if cfg.stems == 0:
         separator: Separator = NoSeparator()
+        sep_opts: dict = {"_target_": "none"}
     else:
+        # The weights' identity (model_id) stands for `repo`: moving the folder keeps the cache.
+        sep_opts = {**_options(cfg.separator), "stems": cfg.stems, "seed": cfg.seed}
+        sep_opts.pop("repo", None)
         separator = _build(
             "separator", cfg.separator, stems=cfg.stems, device=device, seed=cfg.seed
         )
+    transcriber = _build("transcriber", cfg.transcriber)
+    if hasattr(transcriber, "set_threads"):
+        transcriber.set_threads(threads)
     return Stages(
         separator=separator,
         rhythm=_build("rhythm", cfg.rhythm),
         features=_build("features", cfg.features),
-        transcriber=_build("transcriber", cfg.transcriber),
+        transcriber=transcriber,
+        separator_options=sep_opts,
+        transcriber_options=_options(cfg.transcriber),
     )
+
+
+def _options(node: Any) -> dict:
+    """A stage group's options as they determine its results (timeouts do not)."""
+    raw = asdict(node) if is_dataclass(node) else OmegaConf.to_container(node, resolve=True)
+    return {k: v for k, v in raw.items() if k not in ("timeout_s", "skip_stems")}
 
 
 def _build(group: str, node: Any, **extra: Any) -> Any:

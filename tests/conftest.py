@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,7 @@ def cli(capsys, monkeypatch):
     def run(*args: str, cwd: Path | None = None) -> CliResult:
         if cwd is not None:
             monkeypatch.chdir(cwd)
-        monkeypatch.setattr(sys, "argv", ["didactic", *args])
+        monkeypatch.setattr(sys, "argv", ["didactic", *with_test_cache(args)])
         GlobalHydra.instance().clear()
         cli_mod._exit_code = 0
         capsys.readouterr()
@@ -50,18 +52,38 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def run_process(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+TEST_CACHE = Path(tempfile.gettempdir()) / f"didactic-test-cache-{os.getpid()}"
+
+
+def with_test_cache(args: tuple[str, ...] | list[str]) -> list[str]:
+    """Point runs at a per-session cache folder unless the test chose one (tests never write
+    to the user's cache)."""
+    args = list(args)
+    chose = any(a.startswith(("paths.cache_dir=", "cache.enabled=")) for a in args)
+    if not chose and "--cfg" not in args:
+        args.append(f"paths.cache_dir={TEST_CACHE}")
+    return args
+
+
+def run_process(*args: str, cwd: Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     """Run the real ``python -m didactic`` in a fresh process."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [sys.executable, "-m", "didactic", *args],
+        [sys.executable, "-m", "didactic", *with_test_cache(args)],
         cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
+        **kw,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_cache():
+    yield
+    shutil.rmtree(TEST_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,7 @@ class SongAudio:
     song_id: str
     path: Path
     audio: Audio
+    stems_dir: Path | None = None  # a manifest's per-song stems folder
 
 
 class Separator(Protocol):
@@ -50,6 +51,7 @@ class NoSeparator:
     """The mix is the one stem (``stems=0``)."""
 
     model_id = "none"
+    cacheable = False
 
     def __init__(self, stems: int | None = None, device: str = "cpu", seed: int = 0) -> None:
         del stems, device, seed
@@ -158,6 +160,7 @@ class PrecomputedSeparator:
     """
 
     model_id = "precomputed"
+    cacheable = False  # reading the files is the computation
 
     def __init__(
         self,
@@ -184,7 +187,7 @@ class PrecomputedSeparator:
         return Path(text)
 
     def __call__(self, song: SongAudio) -> dict[str, Audio]:
-        folder = self.folder_for(song.path, song.song_id)
+        folder = song.stems_dir or self.folder_for(song.path, song.song_id)
         if not folder.is_dir():
             raise StageError("separate", f"{song.path}: stems folder {folder} does not exist")
         files = sorted(

@@ -84,6 +84,12 @@ class BasicPitchTranscriber:
         self.multiple_pitch_bends = multiple_pitch_bends
         self.model = load_model()
 
+    def set_threads(self, threads: int) -> None:
+        """Run the model on at most ``threads`` cores."""
+        from didactic._basic_pitch import load_model
+
+        self.model = load_model(threads)
+
     @property
     def sample_rate(self) -> int:
         from basic_pitch.constants import AUDIO_SAMPLE_RATE
