@@ -32,7 +32,7 @@ from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignatu
 from didactic.errors import ConfigError
 from didactic.progress import make_progress
 from didactic.songs import SongRef, resolve_songs
-from didactic.stages_factory import build_stages
+from didactic.stages_factory import build_stages, stage_groups
 from didactic.worker import SongJob, SongOutcome, remember_stages, run_song
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,8 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     n_jobs = min(typed.runner.n_jobs, max(1, len(songs) - len(done)))
     threads = typed.runner.threads_per_job or max(1, available_cores() // n_jobs)
     # Built here even for workers: missing weights or a bad _target_ stop the run before work.
-    stages = build_stages(typed, threads)
+    groups = stage_groups(cfg)
+    stages = build_stages(typed, groups, threads)
     stage_key = fingerprint + f":{threads}"
     remember_stages(stage_key, stages)
     versions = package_versions()
@@ -147,7 +148,8 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     if done:
         log.info("resuming %s: %d of %d songs already complete", run_dir, len(done), len(songs))
     jobs = [
-        SongJob(s, typed, run_dir, meta, fingerprint, stage_key, threads, cache_dir) for s in todo
+        SongJob(s, typed, groups, run_dir, meta, fingerprint, stage_key, threads, cache_dir)
+        for s in todo
     ]
     started = datetime.now(UTC).isoformat()
     t0 = time.perf_counter()
@@ -279,8 +281,12 @@ def _relog(outcome: SongOutcome) -> None:
     elif outcome.result:
         r = outcome.result
         log.info(
-            "song %s: %.1f s audio, %d bars, %d notes (%s)", outcome.song_id, r["duration_s"],
-            r["n_bars"], r["n_notes"], ", ".join(f"{k} {v:.2f} s" for k, v in r["seconds"].items()),
+            "song %s: %.1f s audio, %d bars, %d notes (%s)",
+            outcome.song_id,
+            r["duration_s"],
+            r["n_bars"],
+            r["n_notes"],
+            ", ".join(f"{k} {v:.2f} s" for k, v in r["seconds"].items()),
         )
 
 

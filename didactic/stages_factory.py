@@ -8,12 +8,11 @@ get ``stems``, ``device`` and ``seed``.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.errors import InstantiationException
 from hydra.utils import get_class
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from didactic.config import PIPELINE_KEYS, Config
 from didactic.errors import ConfigError, DidacticError
@@ -50,8 +49,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def build_stages(cfg: Config, threads: int = 1) -> Stages:
-    """Instantiate every stage of ``cfg`` (a composed, validated config).
+STAGE_GROUPS = ("separator", "rhythm", "features", "transcriber")
+
+
+def stage_groups(cfg: DictConfig) -> dict[str, dict]:
+    """Each stage group's options as plain dicts, including keys a user added for their own
+    class (``+separator.my_option=1``), which the typed schema objects do not carry."""
+    return {g: OmegaConf.to_container(cfg[g], resolve=True) for g in STAGE_GROUPS}
+
+
+def build_stages(cfg: Config, groups: dict[str, dict], threads: int = 1) -> Stages:
+    """Instantiate every stage of a validated config; ``groups`` from :func:`stage_groups`.
 
     ``threads`` is this process's share of the cores, handed to the model runtimes.
     """
@@ -61,47 +69,42 @@ def build_stages(cfg: Config, threads: int = 1) -> Stages:
         sep_opts: dict = {"_target_": "none"}
     else:
         # The weights' identity (model_id) stands for `repo`: moving the folder keeps the cache.
-        sep_opts = {**_options(cfg.separator), "stems": cfg.stems, "seed": cfg.seed}
+        sep_opts = {**_options(groups["separator"]), "stems": cfg.stems, "seed": cfg.seed}
         sep_opts.pop("repo", None)
         separator = _build(
-            "separator", cfg.separator, stems=cfg.stems, device=device, seed=cfg.seed
+            "separator", groups["separator"], stems=cfg.stems, device=device, seed=cfg.seed
         )
-    transcriber = _build("transcriber", cfg.transcriber)
+    transcriber = _build("transcriber", groups["transcriber"])
     if hasattr(transcriber, "set_threads"):
         transcriber.set_threads(threads)
     return Stages(
         separator=separator,
-        rhythm=_build("rhythm", cfg.rhythm),
-        features=_build("features", cfg.features),
+        rhythm=_build("rhythm", groups["rhythm"]),
+        features=_build("features", groups["features"]),
         transcriber=transcriber,
         separator_options=sep_opts,
-        transcriber_options=_options(cfg.transcriber),
+        transcriber_options=_options(groups["transcriber"]),
     )
 
 
-def _options(node: Any) -> dict:
+def _options(node: dict) -> dict:
     """A stage group's options as they determine its results (timeouts do not)."""
-    raw = asdict(node) if is_dataclass(node) else OmegaConf.to_container(node, resolve=True)
-    return {k: v for k, v in raw.items() if k not in ("timeout_s", "skip_stems")}
+    return {k: v for k, v in node.items() if k not in ("timeout_s", "skip_stems")}
 
 
-def _build(group: str, node: Any, **extra: Any) -> Any:
-    target = node._target_
+def _build(group: str, node: dict, **extra: Any) -> Any:
+    target = node["_target_"]
     try:
         cls = get_class(target)
     except Exception:
         raise ConfigError(f"{group}._target_", target, "an importable class path") from None
-    raw = asdict(node) if is_dataclass(node) else OmegaConf.to_container(node, resolve=True)
-    options = {k: v for k, v in raw.items() if k not in PIPELINE_KEYS}
+    options = {k: v for k, v in node.items() if k not in PIPELINE_KEYS}
     try:
         return cls(**options, **extra)
     except DidacticError:
         raise
     except TypeError as exc:
+        accepted = sorted(options) + sorted(extra)
         raise ConfigError(
-            f"{group}._target_",
-            target,
-            f"a class accepting {sorted(options) + sorted(extra)} ({exc})",
+            f"{group}._target_", target, f"a class accepting {accepted} ({exc})"
         ) from None
-    except InstantiationException as exc:  # pragma: no cover - only via hydra.utils.instantiate
-        raise ConfigError(f"{group}._target_", target, str(exc)) from None

@@ -40,6 +40,7 @@ class SongJob:
 
     song: SongRef
     cfg: Config
+    groups: dict[str, dict]
     run_dir: Path
     meta: dict[str, str]
     fingerprint: str
@@ -89,7 +90,7 @@ def set_threads(threads: int) -> None:
 def stages_for(job: SongJob) -> Stages:
     """This process's stages for the job's config, built on first use."""
     if job.stage_key not in _STAGES:
-        _STAGES[job.stage_key] = build_stages(job.cfg, job.threads)
+        _STAGES[job.stage_key] = build_stages(job.cfg, job.groups, job.threads)
     return _STAGES[job.stage_key]
 
 

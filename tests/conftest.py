@@ -67,7 +67,7 @@ def with_test_cache(args: tuple[str, ...] | list[str]) -> list[str]:
 
 def run_process(*args: str, cwd: Path, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
     """Run the real ``python -m didactic`` in a fresh process."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **kw.pop("env", {})}
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", "didactic", *with_test_cache(args)],

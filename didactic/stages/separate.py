@@ -8,9 +8,11 @@ own class (``separator._target_=my_pkg.MySeparator``) takes the same arguments.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -229,7 +231,9 @@ def _load_demucs(name: str, repo: str | None):
 
     how = f"put {name}.yaml and its .th weight files in a folder and pass separator.repo=FOLDER"
     try:
-        model = get_model(name, repo=Path(repo) if repo else None)
+        # Downloads print progress on stdout, which carries only the run's result line.
+        with contextlib.redirect_stdout(sys.stderr):
+            model = get_model(name, repo=Path(repo) if repo else None)
     except SystemExit as exc:  # demucs calls fatal() (sys.exit) for some repo problems
         raise ConfigError("separator.model", name, f"cannot be loaded ({exc}); {how}") from None
     except Exception as exc:
