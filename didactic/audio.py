@@ -20,7 +20,9 @@ from didactic.errors import AudioError
 
 log = logging.getLogger(__name__)
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".m4a")
+# Decoded by libsndfile through soundfile; the rest (m4a/AAC) goes through ffmpeg.
+FFMPEG_EXTENSIONS = (".m4a",)
 
 
 class Audio:
@@ -96,7 +98,10 @@ def read_audio(path: str | Path) -> Audio:
     if not path.is_file():
         raise AudioError(path, "not a file")
     try:
-        data, sr = sf.read(path, dtype="float32", always_2d=True)
+        if path.suffix.lower() in FFMPEG_EXTENSIONS:
+            data, sr = _read_with_ffmpeg(path)
+        else:
+            data, sr = sf.read(path, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(path, f"not a readable audio file ({_first_line(exc)})") from None
     if data.shape[0] == 0:
@@ -105,6 +110,39 @@ def read_audio(path: str | Path) -> Audio:
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(path, f"{bad} samples are NaN or Inf")
     return Audio(data.T, sr)
+
+
+def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode with ffmpeg to a temporary float WAV (native rate and channels), then read it."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(path, f"{path.suffix} needs ffmpeg, which is not on PATH")
+    with tempfile.TemporaryDirectory(prefix="didactic-") as tmp:
+        wav = Path(tmp) / "decoded.wav"
+        res = subprocess.run(
+            [
+                ffmpeg,
+                "-nostdin",
+                "-v",
+                "error",
+                "-i",
+                str(path),
+                "-vn",
+                "-c:a",
+                "pcm_f32le",
+                str(wav),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if res.returncode != 0 or not wav.is_file():
+            raise ValueError(res.stderr.strip() or f"ffmpeg exited with {res.returncode}")
+        return sf.read(wav, dtype="float32", always_2d=True)
 
 
 def write_audio(path: str | Path, samples: np.ndarray, sr: int, subtype: str = "FLOAT") -> None:

@@ -44,6 +44,10 @@ class PlainProgress:
     def live(self) -> Iterator[PlainProgress]:
         yield self
 
+    def summary(self, rows: list[tuple[str, str]]) -> None:
+        """The end-of-run table; plain mode has it in the summary log line already."""
+        del rows
+
 
 class RichProgress(PlainProgress):
     """An overall songs bar with counts and ETA, and a line per worker: its song and stage.
@@ -115,6 +119,14 @@ class RichProgress(PlainProgress):
             root.removeHandler(rich_handler)
             for h in consoles:
                 root.addHandler(h)
+
+    def summary(self, rows: list[tuple[str, str]]) -> None:
+        from rich.table import Table
+
+        table = Table(title="didactic run", show_header=False)
+        for key, value in rows:
+            table.add_row(key, value)
+        self.console.print(table)
 
 
 def make_progress(mode: str, total: int, skipped: int) -> PlainProgress:

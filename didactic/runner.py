@@ -30,7 +30,7 @@ from didactic import __version__, store
 from didactic.atomic import TMP_MARK, write_text
 from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignature, validate
 from didactic.errors import ConfigError
-from didactic.progress import make_progress
+from didactic.progress import PlainProgress, make_progress
 from didactic.songs import SongRef, resolve_songs
 from didactic.stages_factory import build_stages, stage_groups
 from didactic.worker import SongJob, SongOutcome, remember_stages, run_song
@@ -156,9 +156,10 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     outcomes: dict[str, SongOutcome] = {}
     progress = make_progress(typed.runner.progress, len(songs), len(done))
     interrupted = False
+    outcomes_iter = _execute(jobs, n_jobs, threads, progress)
     try:
         with progress.live():
-            for outcome in _execute(jobs, n_jobs, threads, progress):
+            for outcome in outcomes_iter:
                 outcomes[outcome.song_id] = outcome
                 _relog(outcome)
                 progress.finished(outcome.song_id, outcome.status == "ok", outcome.seconds)
@@ -170,7 +171,9 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: stopping workers")
+        _kill_workers()
     finally:
+        outcomes_iter.close()  # stops workers still busy (max_failures) and the event manager
         _remove_temp_files(run_dir)
         summary = _write_records(
             run_dir,
@@ -182,6 +185,7 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
             meta,
             started,
             time.perf_counter() - t0,
+            progress,
         )
     if interrupted:
         raise KeyboardInterrupt
@@ -214,6 +218,14 @@ def _execute(jobs: list[SongJob], n_jobs: int, threads: int, progress):
             stop()
         if manager is not None:
             manager.shutdown()
+
+
+def _kill_workers() -> None:
+    """End loky's worker processes now, mid-song (their partial files are temporary)."""
+    from joblib.externals.loky import get_reusable_executor
+
+    with contextlib.suppress(Exception):
+        get_reusable_executor().shutdown(wait=False, kill_workers=True)
 
 
 class _DirectEvents:
@@ -331,6 +343,7 @@ def _write_records(
     meta: dict[str, str],
     started: str,
     wall_s: float,
+    progress: PlainProgress,
 ) -> RunSummary:
     """manifest.parquet (one row per song of the run) and run.json."""
     rows, records = [], []
@@ -383,11 +396,12 @@ def _write_records(
         "songs": records,
     }
     write_text(run_dir / "run.json", json.dumps(info, indent=2, default=str) + "\n")
-    _log_summary(info)
+    progress.summary(_log_summary(info))
     return RunSummary(run_dir, counts["ok"], counts["failed"], counts["pending"])
 
 
-def _log_summary(info: dict) -> None:
+def _log_summary(info: dict) -> list[tuple[str, str]]:
+    """Log the run's summary line; return it as table rows."""
     audio_h, wall = info["audio_hours"], info["wall_s"]
     slowest = max(info["stage_seconds"].items(), key=lambda kv: kv[1], default=("-", 0.0))
     rtf = audio_h * 3600 / wall if wall > 0 else float("nan")
@@ -405,3 +419,14 @@ def _log_summary(info: dict) -> None:
         slowest[0],
         slowest[1],
     )
+    return [
+        ("songs", str(info["songs_total"])),
+        ("ok", str(info["songs_ok"])),
+        ("failed", str(info["songs_failed"])),
+        ("skipped (already complete)", str(info["songs_resumed"])),
+        ("not processed", str(info["songs_pending"])),
+        ("audio", f"{audio_h:.3f} h"),
+        ("wall time", f"{wall:.1f} s"),
+        ("real-time factor", f"{rtf:.1f}x"),
+        ("slowest stage", f"{slowest[0]} ({slowest[1]:.1f} s)"),
+    ]

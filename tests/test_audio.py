@@ -86,3 +86,20 @@ def test_write_audio_is_atomic_and_readable(tmp_path: Path) -> None:
     write_audio(path, np.stack([_sine(), _sine()]), SR)
     assert sf.info(path).channels == 2 and sf.info(path).subtype == "FLOAT"
     assert [p.name for p in path.parent.iterdir()] == ["x.wav"]
+
+
+def test_m4a_decodes_with_ffmpeg_or_says_it_needs_it(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    wav = tmp_path / "s.wav"
+    sf.write(wav, _sine(1.0), SR)
+    m4a = tmp_path / "s.m4a"
+    if shutil.which("ffmpeg") is None:
+        m4a.write_bytes(b"\0" * 100)
+        with pytest.raises(AudioError, match="needs ffmpeg"):
+            read_audio(m4a)
+        return
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), str(m4a)], check=True)
+    a = read_audio(m4a)
+    assert a.sr == SR and a.n_samples == pytest.approx(SR, abs=4096)

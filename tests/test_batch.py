@@ -248,3 +248,53 @@ def test_multirun_two_jobs_with_summary(collection, tmp_path) -> None:
     assert set(bars.analysis_sr) == {"16000", "22050"} and set(bars.job) == {"0", "1"}
     # Rolloff cannot exceed Nyquist of each job's analysis rate.
     assert bars[bars.analysis_sr == "16000"].spectral_rolloff_hz.max() <= 8000
+
+
+def _default_sigint() -> None:
+    """A terminal's child handles Ctrl-C; a background job's would inherit 'ignore'."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_stops_cleanly(collection, tmp_path) -> None:
+    calls = tmp_path / "calls.txt"
+    args = [
+        f"song={collection}",
+        "separator._target_=helpers.SlowSeparator",
+        f"+separator.log_file={calls}",
+        "+separator.delay_s=2.0",
+        "transcriber=none",
+        "cache.enabled=false",
+        "runner.n_jobs=2",
+        "hydra.run.dir=run",
+    ]
+    cmd = [sys.executable, "-m", "didactic", *with_test_cache(args)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )
+    state = tmp_path / "run" / "state"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(state.glob("*.json")):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().endswith("didactic: interrupted")
+    manifest = pq.read_table(tmp_path / "run" / "manifest.parquet").to_pandas()
+    assert len(manifest) == 4 and (manifest.status == "ok").sum() >= 1
+    assert set(manifest.status) <= {"ok", "pending"}
+    assert [p for p in (tmp_path / "run").rglob("*") if ".tmp-" in p.name] == []
+    # No worker is left running.
+    time.sleep(1)
+    ps = subprocess.run(
+        ["ps", "-o", "pid,args", "-g", str(proc.pid)], capture_output=True, text=True
+    )
+    # Zombies (<defunct>) are dead already; they wait for init to reap them.
+    alive = [line for line in ps.stdout.strip().splitlines()[1:] if "<defunct>" not in line]
+    assert alive == []
