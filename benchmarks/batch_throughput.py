@@ -70,11 +70,17 @@ def main() -> None:
         ):
             cache = root / f"cache-{len(label)}"
             common = [f"song={one}", *sep, f"paths.cache_dir={cache}"]
-            single = _run([*common, "hydra.run.dir=single"], root)
+            single = _run([*common, f"hydra.run.dir=single-{len(label)}"], root)
             cache2 = root / f"cache2-{len(label)}"
             common2 = [f"song={one}", *sep, f"paths.cache_dir={cache2}"]
             sweep = _run(
-                ["-m", *common2, "analysis_sr=16000,22050,44100", "hydra.sweep.dir=sw"], root
+                [
+                    "-m",
+                    *common2,
+                    "analysis_sr=16000,22050,44100",
+                    f"hydra.sweep.dir=sw-{len(label)}",
+                ],
+                root,
             )
             print(
                 f"sweep of 3 analysis_sr values vs one run, {label}: "

@@ -20,7 +20,7 @@ from didactic.errors import ConfigError
 
 # Keys of a stage's config group that the pipeline consumes itself; everything else is passed
 # to the stage's ``_target_`` class as keyword arguments.
-PIPELINE_KEYS = frozenset({"_target_", "timeout_s", "skip_stems"})
+PIPELINE_KEYS = frozenset({"_target_", "timeout_s", "timeout_per_audio_minute_s", "skip_stems"})
 
 # Config sections that change how a run is carried out but not what it computes: left out of
 # the config fingerprint, so resuming with more workers or another cache folder is allowed.
@@ -37,6 +37,7 @@ class SeparatorConf:
 
     _target_: str = MISSING
     timeout_s: float = 3600.0
+    timeout_per_audio_minute_s: float = 0.0  # added to timeout_s per minute of audio
 
 
 @dataclass
@@ -98,6 +99,7 @@ class TranscriberConf:
 
     _target_: str = MISSING
     timeout_s: float = 1800.0
+    timeout_per_audio_minute_s: float = 0.0  # added to timeout_s per minute of audio
     skip_stems: list[str] = field(default_factory=lambda: ["drums"])
 
 
@@ -282,7 +284,8 @@ def validate(cfg: Config) -> None:
     _check_range("seed", cfg.seed, 0, 2**32 - 1)
 
     sep = cfg.separator
-    _check_range("separator.timeout_s", sep.timeout_s, 1, 7 * 24 * 3600)
+    _check_range("separator.timeout_s", sep.timeout_s, 0.1, 7 * 24 * 3600)
+    _check_range("separator.timeout_per_audio_minute_s", sep.timeout_per_audio_minute_s, 0, 86400)
     if isinstance(sep, DemucsConf):
         _check_range("separator.shifts", sep.shifts, 0, 20)
         _check_range("separator.overlap", sep.overlap, 0, 0.99)
@@ -316,7 +319,8 @@ def validate(cfg: Config) -> None:
         )
 
     t = cfg.transcriber
-    _check_range("transcriber.timeout_s", t.timeout_s, 1, 7 * 24 * 3600)
+    _check_range("transcriber.timeout_s", t.timeout_s, 0.1, 7 * 24 * 3600)
+    _check_range("transcriber.timeout_per_audio_minute_s", t.timeout_per_audio_minute_s, 0, 86400)
     if isinstance(t, BasicPitchConf):
         _check_range("transcriber.onset_threshold", t.onset_threshold, 0.01, 0.99)
         _check_range("transcriber.frame_threshold", t.frame_threshold, 0.01, 0.99)

@@ -1,6 +1,6 @@
 """Many songs: validate, resolve, resume, spread songs over workers, record what happened.
 
-- Songs run in ``runner.n_jobs`` loky worker processes (in this process when ``n_jobs=1``);
+- Songs run in ``runner.n_jobs`` worker processes (:mod:`didactic.pool`);
   each worker gets ``threads_per_job`` torch/BLAS/onnxruntime threads, by default
   ``cores // n_jobs``, so workers x threads stay within the cores.
 - A failed song is recorded and the others go on; ``runner.max_failures`` stops a run that
@@ -24,16 +24,18 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pyarrow as pa
+import soundfile as sf
 from omegaconf import DictConfig, OmegaConf
 
 from didactic import __version__, store
 from didactic.atomic import TMP_MARK, write_text
 from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignature, validate
 from didactic.errors import ConfigError
+from didactic.pool import get_pool
 from didactic.progress import PlainProgress, make_progress
 from didactic.songs import SongRef, resolve_songs
 from didactic.stages_factory import build_stages, stage_groups
-from didactic.worker import SongJob, SongOutcome, remember_stages, run_song
+from didactic.worker import SongJob, SongOutcome
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +137,18 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
 
     n_jobs = min(typed.runner.n_jobs, max(1, len(songs) - len(done)))
     threads = typed.runner.threads_per_job or max(1, available_cores() // n_jobs)
-    # Built here even for workers: missing weights or a bad _target_ stop the run before work.
+    # Built here once although workers build their own: missing weights or a bad _target_
+    # stop the run before any work.
     groups = stage_groups(cfg)
     stages = build_stages(typed, groups, threads)
-    stage_key = fingerprint + f":{threads}"
-    remember_stages(stage_key, stages)
+    del stages  # workers build their own; this copy only proved the config loads
+    # Workers keep stages by what builds them, so sweep jobs that differ only in analysis
+    # settings reuse the loaded models.
+    stage_key = hashlib.sha256(
+        json.dumps(
+            [groups, typed.stems, typed.device, typed.seed, threads], sort_keys=True, default=str
+        ).encode()
+    ).hexdigest()
     versions = package_versions()
     meta = store.schema_metadata(fingerprint, versions)
     cache_dir = str(Path(typed.paths.cache_dir).expanduser()) if typed.cache.enabled else None
@@ -156,7 +165,7 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     outcomes: dict[str, SongOutcome] = {}
     progress = make_progress(typed.runner.progress, len(songs), len(done))
     interrupted = False
-    outcomes_iter = _execute(jobs, n_jobs, threads, progress)
+    outcomes_iter = _execute(jobs, n_jobs, progress)
     try:
         with progress.live():
             for outcome in outcomes_iter:
@@ -171,7 +180,6 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     except KeyboardInterrupt:
         interrupted = True
         log.warning("interrupted: stopping workers")
-        _kill_workers()
     finally:
         outcomes_iter.close()  # stops workers still busy (max_failures) and the event manager
         _remove_temp_files(run_dir)
@@ -192,96 +200,26 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     return summary
 
 
-def _execute(jobs: list[SongJob], n_jobs: int, threads: int, progress):
-    """Outcomes as songs finish: in this process for one job, else in loky workers."""
-    if n_jobs == 1:
-        for job in jobs:
-            yield run_song(_with_events(job, progress), capture_logs=False)
-        return
-    from joblib import Parallel, delayed, parallel_config
-
-    manager = _event_manager()
-    events = manager.Queue() if manager else None
-    stop = _start_event_pump(events, progress) if events is not None else None
-    try:
-        with parallel_config(backend="loky", inner_max_num_threads=threads):
-            gen = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-                delayed(run_song)(_replace_events(job, events)) for job in jobs
-            )
-            try:
-                yield from gen
-            finally:
-                with contextlib.suppress(Exception):
-                    gen.close()
-    finally:
-        if stop is not None:
-            stop()
-        if manager is not None:
-            manager.shutdown()
+def _execute(jobs: list[SongJob], n_jobs: int, progress: PlainProgress):
+    """Outcomes as songs finish, from this process's pool of ``n_jobs`` worker processes."""
+    pool = get_pool(n_jobs)
+    return pool.run(jobs, _stage_deadline, progress.worker)
 
 
-def _kill_workers() -> None:
-    """End loky's worker processes now, mid-song (their partial files are temporary)."""
-    from joblib.externals.loky import get_reusable_executor
-
-    with contextlib.suppress(Exception):
-        get_reusable_executor().shutdown(wait=False, kill_workers=True)
-
-
-class _DirectEvents:
-    """In-process stand-in for the event queue: straight to the progress display."""
-
-    def __init__(self, progress) -> None:
-        self.progress = progress
-
-    def put(self, item: tuple[int, str, str]) -> None:
-        self.progress.worker(*item)
-
-
-def _with_events(job: SongJob, progress) -> SongJob:
-    job.events = _DirectEvents(progress)
-    return job
-
-
-def _replace_events(job: SongJob, events) -> SongJob:
-    job.events = events
-    return job
-
-
-def _event_manager():
-    import multiprocessing
-
-    try:
-        manager = multiprocessing.Manager()
-    except OSError:  # no way to start a manager here: run without per-worker lines
+def _stage_deadline(job: SongJob, stage: str) -> float | None:
+    """A model stage's timeout: ``timeout_s`` plus ``timeout_per_audio_minute_s`` per minute of
+    audio. Other stages have none."""
+    group = {"separate": job.cfg.separator, "transcribe": job.cfg.transcriber}.get(stage)
+    if group is None:
         return None
-    return manager
-
-
-def _start_event_pump(events, progress):
-    """A thread that moves (pid, song, stage) events from workers to the display."""
-    import queue
-    import threading
-
-    halt = threading.Event()
-
-    def pump() -> None:
-        while not halt.is_set():
-            try:
-                progress.worker(*events.get(timeout=0.2))
-            except queue.Empty:
-                continue
-            except (EOFError, OSError, BrokenPipeError):
-                return
-
-    thread = threading.Thread(target=pump, name="didactic-progress", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        halt.set()
-        thread.join(timeout=2)
-
-    return stop
+    per_minute = group.timeout_per_audio_minute_s
+    if not per_minute:
+        return group.timeout_s
+    try:
+        minutes = sf.info(job.song.path).duration / 60
+    except Exception:  # unreadable header: the song fails in load, before any model stage
+        minutes = 0.0
+    return group.timeout_s + per_minute * minutes
 
 
 def _relog(outcome: SongOutcome) -> None:

@@ -89,7 +89,7 @@ def build_stages(cfg: Config, groups: dict[str, dict], threads: int = 1) -> Stag
 
 def _options(node: dict) -> dict:
     """A stage group's options as they determine its results (timeouts do not)."""
-    return {k: v for k, v in node.items() if k not in ("timeout_s", "skip_stems")}
+    return {k: v for k, v in node.items() if k not in PIPELINE_KEYS or k == "_target_"}
 
 
 def _build(group: str, node: dict, **extra: Any) -> Any:

@@ -2,7 +2,7 @@
 
 Stages are built once per process and reused for every song of every run in it. A worker
 returns everything the parent needs: the outcome for the manifest and the warnings and errors
-it logged (loky workers' logs do not reach Hydra's log file, so the parent re-emits them).
+it logged (worker processes' logs do not reach Hydra's log file, so the parent re-emits them).
 The completion record (``state/<song_id>.json``) is written here, after the song's tables: it
 is what resume trusts.
 """
@@ -94,11 +94,6 @@ def stages_for(job: SongJob) -> Stages:
     return _STAGES[job.stage_key]
 
 
-def remember_stages(key: str, stages: Stages) -> None:
-    """Adopt stages the parent already built (``n_jobs=1``), so models load once."""
-    _STAGES[key] = stages
-
-
 def clear_song_outputs(run_dir: Path, song_id: str) -> None:
     """Remove whatever an unfinished earlier attempt left for this song."""
     state_path(run_dir, song_id).unlink(missing_ok=True)
@@ -162,7 +157,12 @@ def run_song(job: SongJob, capture_logs: bool = True) -> SongOutcome:
         clear_song_outputs(job.run_dir, song.song_id)
     outcome.seconds = time.perf_counter() - t0
     outcome.logs = handler.records
-    record = {**outcome.manifest_row(), "fingerprint": job.fingerprint, "result": outcome.result}
-    write_text(state_path(job.run_dir, song.song_id), json.dumps(record, default=str))
+    write_state(job, outcome)
     on_stage("")
     return outcome
+
+
+def write_state(job: SongJob, outcome: SongOutcome) -> None:
+    """The song's completion record: written last, it is what resume trusts."""
+    record = {**outcome.manifest_row(), "fingerprint": job.fingerprint, "result": outcome.result}
+    write_text(state_path(job.run_dir, job.song.song_id), json.dumps(record, default=str))

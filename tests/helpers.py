@@ -38,3 +38,44 @@ class SlowSeparator(CountingSeparator):
     def __call__(self, song: SongAudio) -> dict[str, Audio]:
         time.sleep(self.delay_s)
         return super().__call__(song)
+
+
+class HangingSeparator(CountingSeparator):
+    """Hangs for good on songs whose id contains ``hang_on`` (a hung model, for timeouts)."""
+
+    def __init__(self, log_file: str, hang_on: str = "hang", **kw) -> None:
+        super().__init__(log_file, **kw)
+        self.hang_on = hang_on
+
+    def __call__(self, song: SongAudio) -> dict[str, Audio]:
+        if self.hang_on in song.song_id:
+            while True:
+                time.sleep(1)
+        return super().__call__(song)
+
+
+class CrashingSeparator(CountingSeparator):
+    """Kills its own process on songs whose id contains ``crash_on`` (a segfaulting model)."""
+
+    def __init__(self, log_file: str, crash_on: str = "crash", **kw) -> None:
+        super().__init__(log_file, **kw)
+        self.crash_on = crash_on
+
+    def __call__(self, song: SongAudio) -> dict[str, Audio]:
+        if self.crash_on in song.song_id:
+            os.kill(os.getpid(), 9)
+        return super().__call__(song)
+
+
+class HangingTranscriber:
+    """A transcriber that never returns."""
+
+    sample_rate = 22050
+    model_id = "hanging"
+
+    def __init__(self, **basic_pitch_options) -> None:
+        del basic_pitch_options
+
+    def __call__(self, y):
+        while True:
+            time.sleep(1)
