@@ -8,6 +8,8 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from didactic.retry import io_retry
+
 TMP_MARK = ".tmp-"
 
 
@@ -31,10 +33,17 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+@io_retry
 def write_bytes(final: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``final`` atomically."""
-    with atomic_path(final) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``final`` atomically, retrying transient I/O errors. A failed write
+    names ``final`` in its error (the OS does not, for a write to an already open file)."""
+    try:
+        with atomic_path(final) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(final)) from exc
+        raise
 
 
 def write_text(final: str | os.PathLike, text: str) -> None:

@@ -8,6 +8,7 @@ remembered.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 from pathlib import Path
 
@@ -15,8 +16,9 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from didactic.atomic import atomic_path
+from didactic.atomic import write_bytes
 from didactic.errors import AudioError
+from didactic.retry import io_retry
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ class Audio:
         Sample rate in Hz.
     """
 
-    def __init__(self, samples: np.ndarray, sr: int) -> None:
+    def __init__(self, samples: np.ndarray, sr: int, content_hash: str = "") -> None:
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim == 1:
             samples = samples[None, :]
@@ -44,6 +46,7 @@ class Audio:
             raise ValueError(f"audio must be (channels, n), got shape {samples.shape}")
         self.samples = samples
         self.sr = int(sr)
+        self.content_hash = content_hash  # SHA-256 of the file it was decoded from, if any
         self._views: dict[tuple[int, bool], np.ndarray] = {}
 
     @property
@@ -78,14 +81,16 @@ class Audio:
         return self._views[key]
 
 
-def file_hash(path: str | Path) -> str:
-    """SHA-256 of the file's bytes: the song's identity for caching and reproducibility."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+@io_retry
+def _read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
 
 
 def read_audio(path: str | Path) -> Audio:
     """Decode ``path`` at its native rate and channels, rejecting unusable audio.
+
+    The bytes are read once (transient I/O errors retried), hashed and decoded from memory;
+    a decode error is never retried.
 
     Raises
     ------
@@ -97,11 +102,13 @@ def read_audio(path: str | Path) -> Audio:
         raise AudioError(path, "file does not exist")
     if not path.is_file():
         raise AudioError(path, "not a file")
+    raw = _read_bytes(path)
+    digest = hashlib.sha256(raw).hexdigest()
     try:
         if path.suffix.lower() in FFMPEG_EXTENSIONS:
             data, sr = _read_with_ffmpeg(path)
         else:
-            data, sr = sf.read(path, dtype="float32", always_2d=True)
+            data, sr = sf.read(io.BytesIO(raw), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(path, f"not a readable audio file ({_first_line(exc)})") from None
     if data.shape[0] == 0:
@@ -109,7 +116,7 @@ def read_audio(path: str | Path) -> Audio:
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise AudioError(path, f"{bad} samples are NaN or Inf")
-    return Audio(data.T, sr)
+    return Audio(data.T, sr, digest)
 
 
 def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
@@ -149,8 +156,11 @@ def write_audio(path: str | Path, samples: np.ndarray, sr: int, subtype: str = "
     """Write ``samples`` (``(channels, n)`` or ``(n,)``) as WAV atomically."""
     samples = np.asarray(samples)
     frames = samples.T if samples.ndim == 2 else samples
-    with atomic_path(path) as tmp:
-        sf.write(tmp, frames, sr, subtype=subtype, format="WAV")
+    # Encoded in memory, then written as bytes: a failing disk raises a real OSError (ENOSPC,
+    # EROFS, EIO) naming the file, instead of libsndfile's generic error.
+    buf = io.BytesIO()
+    sf.write(buf, frames, sr, subtype=subtype, format="WAV")
+    write_bytes(path, buf.getvalue())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +53,19 @@ class StageCache:
     @property
     def enabled(self) -> bool:
         return self.root is not None
+
+    def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:
+        """Delete temporary entry folders a killed process left behind. Only old ones: a run
+        sharing the cache may be writing a young one right now."""
+        if self.root is None or not self.root.is_dir():
+            return 0
+        now, removed = time.time(), 0
+        for tmp in self.root.glob("*/*/.*.tmp-*"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > max_age_s:
+                    shutil.rmtree(tmp)
+                    removed += 1
+        return removed
 
     def _entry(self, kind: str, key: str) -> Path:
         assert self.root is not None

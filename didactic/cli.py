@@ -117,6 +117,9 @@ def main() -> None:
         _fail(str(config_error_from(exc)), 2)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except OSError as exc:  # the run directory cannot be created or written
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail(f"cannot write the run's files ({exc.strerror or exc}{where})", 2)
     sys.exit(_exit_code)
 
 

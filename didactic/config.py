@@ -154,6 +154,7 @@ class RunnerConf:
     n_jobs: int = 1
     threads_per_job: int | None = None  # null: cores // n_jobs
     max_failures: int | None = None  # stop the run after this many failed songs
+    breaker_failures: int | None = 5  # consecutive failures that stop calling a model stage
     progress: str = "auto"  # auto (rich bars on a terminal), rich, plain
 
 
@@ -338,6 +339,7 @@ def validate(cfg: Config) -> None:
     _check_range("runner.n_jobs", run.n_jobs, 1, 1024)
     _check_range("runner.threads_per_job", run.threads_per_job, 1, 1024, optional=True)
     _check_range("runner.max_failures", run.max_failures, 1, 10**9, optional=True)
+    _check_range("runner.breaker_failures", run.breaker_failures, 1, 10**9, optional=True)
     _check_choice("runner.progress", run.progress, ("auto", "rich", "plain"))
 
 

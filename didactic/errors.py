@@ -49,5 +49,10 @@ class StageError(DidacticError):
         super().__init__(f"{stage} error: {message}")
 
 
+class StorageError(StageError):
+    """Reading or writing a file failed: disk full, read-only file system, a network disk that
+    kept failing after retries."""
+
+
 class StageTimeout(StageError):  # noqa: N818 - the name users see in the manifest
     """A stage ran past its configured timeout."""

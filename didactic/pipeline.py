@@ -16,10 +16,10 @@ import pretty_midi
 
 from didactic import store
 from didactic.atomic import atomic_path
-from didactic.audio import Audio, file_hash, read_audio, write_audio
+from didactic.audio import Audio, read_audio, write_audio
 from didactic.cache import StageCache, array_hash, cache_key
 from didactic.config import Config, TimeSignature, grid_steps_per_beat
-from didactic.errors import AudioError, DidacticError, StageError
+from didactic.errors import AudioError, DidacticError, StageError, StorageError
 from didactic.grid import BeatGrid
 from didactic.songs import SongRef
 from didactic.stages.align import align_notes
@@ -64,6 +64,13 @@ class _Timer:
         except DidacticError as exc:
             exc.stage = getattr(exc, "stage", None) or name
             raise
+        except OSError as exc:  # disk full, read-only, a failing network disk
+            where = f": {exc.filename}" if exc.filename else ""
+            raise StorageError(name, f"{exc.strerror or exc}{where}") from exc
+        except Exception as exc:  # a bug or a library's own error: say where it happened
+            if not hasattr(exc, "didactic_stage"):
+                exc.didactic_stage = name
+            raise
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
 
@@ -101,7 +108,7 @@ def _process(song: SongRef, ctx: SongContext, pool: ThreadPoolExecutor) -> SongR
 
     with timer.stage("load"):
         audio = read_audio(song.path)
-        result.content_hash = file_hash(song.path)
+        result.content_hash = audio.content_hash
         result.duration_s = audio.duration_s
         mix_mono = audio.mono(sr)
 

@@ -98,17 +98,17 @@ class WorkerPool:
 
     def run(
         self,
-        jobs: list[SongJob],
+        todo: deque[SongJob],
         deadline: Callable[[SongJob, str], float | None],
         on_stage: Callable[[int, str, str], None],
     ) -> Iterator[SongOutcome]:
-        """Run ``jobs``; ``deadline(job, stage)`` gives a stage's timeout in seconds (or None).
+        """Run the jobs in ``todo`` (which the caller may shorten while this runs, to stop
+        dispatching); ``deadline(job, stage)`` gives a stage's timeout in seconds (or None).
 
         A worker past its deadline is killed and replaced and its song reported as failed with
         ``StageTimeout``; a worker that dies is reported with ``WorkerDied``. Closing the
         generator early (Ctrl-C, max_failures) kills the busy workers.
         """
-        todo = deque(jobs)
         try:
             while todo or any(w.job is not None for w in self.workers.values()):
                 for w in list(self.workers.values()):

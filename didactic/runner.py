@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -29,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from didactic import __version__, store
 from didactic.atomic import TMP_MARK, write_text
+from didactic.cache import StageCache
 from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignature, validate
 from didactic.errors import ConfigError
 from didactic.pool import get_pool
@@ -62,8 +64,12 @@ MANIFEST_SCHEMA = pa.schema(
         ("error_type", pa.string()),
         ("message", pa.string()),
         ("seconds", pa.float64()),
+        ("retries", pa.int32()),
     ]
 )
+
+# Stages whose repeated failure means the model, not the songs, is broken.
+BREAKER_STAGES = ("separate", "transcribe")
 
 
 @dataclass
@@ -152,6 +158,8 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     versions = package_versions()
     meta = store.schema_metadata(fingerprint, versions)
     cache_dir = str(Path(typed.paths.cache_dir).expanduser()) if typed.cache.enabled else None
+    if cache_dir:
+        StageCache(Path(cache_dir)).remove_stale_temp()
 
     todo = [s for s in songs if s.song_id not in done]
     if done:
@@ -165,14 +173,33 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     outcomes: dict[str, SongOutcome] = {}
     progress = make_progress(typed.runner.progress, len(songs), len(done))
     interrupted = False
-    outcomes_iter = _execute(jobs, n_jobs, progress)
+    queue_ = deque(jobs)
+    breakers = Breakers(typed.runner.breaker_failures)
+    outcomes_iter = get_pool(n_jobs).run(queue_, _stage_deadline, progress.worker)
     try:
         with progress.live():
             for outcome in outcomes_iter:
                 outcomes[outcome.song_id] = outcome
                 _relog(outcome)
                 progress.finished(outcome.song_id, outcome.status == "ok", outcome.seconds)
-                failures = sum(o.status != "ok" for o in outcomes.values())
+                opened = breakers.record(outcome)
+                if opened:
+                    reason = (
+                        f"not run: the {opened} stage failed {breakers.limit} songs in a row "
+                        f"(circuit breaker, runner.breaker_failures={breakers.limit})"
+                    )
+                    log.error("%s; skipping the %d songs left", reason, len(queue_))
+                    while queue_:
+                        job = queue_.popleft()
+                        outcomes[job.song.song_id] = SongOutcome(
+                            job.song.song_id,
+                            str(job.song.path),
+                            "skipped",
+                            opened,
+                            "CircuitOpen",
+                            reason,
+                        )
+                failures = sum(o.status == "failed" for o in outcomes.values())
                 limit = typed.runner.max_failures
                 if limit is not None and failures >= limit:
                     log.error("stopping: %d songs failed (runner.max_failures=%d)", failures, limit)
@@ -194,16 +221,47 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
             started,
             time.perf_counter() - t0,
             progress,
+            breakers.state(),
         )
     if interrupted:
         raise KeyboardInterrupt
     return summary
 
 
-def _execute(jobs: list[SongJob], n_jobs: int, progress: PlainProgress):
-    """Outcomes as songs finish, from this process's pool of ``n_jobs`` worker processes."""
-    pool = get_pool(n_jobs)
-    return pool.run(jobs, _stage_deadline, progress.worker)
+class Breakers:
+    """A circuit breaker per model stage: after ``limit`` consecutive songs failed in that
+    stage, it opens and the run stops calling the stage. A bad input file (``AudioError``)
+    is not the model's failure and does not count; a song that got past the stage resets it."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self.consecutive = dict.fromkeys(BREAKER_STAGES, 0)
+        self.open: str | None = None
+
+    def record(self, outcome: SongOutcome) -> str | None:
+        """Count an outcome; return the stage whose breaker this outcome opened, if any."""
+        if self.limit is None or self.open:
+            return None
+        for stage in BREAKER_STAGES:
+            if outcome.status == "failed" and outcome.stage == stage:
+                if outcome.error_type != "AudioError":
+                    self.consecutive[stage] += 1
+            elif _passed(outcome, stage):
+                self.consecutive[stage] = 0
+            if self.consecutive[stage] >= self.limit:
+                self.open = stage
+                return stage
+        return None
+
+    def state(self) -> dict:
+        return {"limit": self.limit, "open": self.open, "consecutive_failures": self.consecutive}
+
+
+def _passed(outcome: SongOutcome, stage: str) -> bool:
+    order = ("load", "separate", "rhythm", "features", "chunks", "transcribe", "align", "store")
+    if outcome.status == "ok":
+        return True
+    return outcome.stage in order and order.index(outcome.stage) > order.index(stage)
 
 
 def _stage_deadline(job: SongJob, stage: str) -> float | None:
@@ -282,6 +340,7 @@ def _write_records(
     started: str,
     wall_s: float,
     progress: PlainProgress,
+    breakers: dict,
 ) -> RunSummary:
     """manifest.parquet (one row per song of the run) and run.json."""
     rows, records = [], []
@@ -311,7 +370,9 @@ def _write_records(
     manifest = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
     run_dir.mkdir(parents=True, exist_ok=True)
     store.write_table(manifest.replace_schema_metadata(meta), run_dir / "manifest.parquet")
-    counts = {k: sum(r["status"] == k for r in rows) for k in ("ok", "failed", "pending")}
+    counts = {
+        k: sum(r["status"] == k for r in rows) for k in ("ok", "failed", "skipped", "pending")
+    }
     audio_s = sum(r.get("duration_s", 0.0) for r in records)
     stage_totals: dict[str, float] = {}
     for r in records:
@@ -327,6 +388,9 @@ def _write_records(
         "songs_ok": counts["ok"],
         "songs_failed": counts["failed"],
         "songs_pending": counts["pending"],
+        "songs_skipped": counts["skipped"],
+        "retries": sum(int(r.get("retries") or 0) for r in rows),
+        "circuit_breakers": breakers,
         "songs_resumed": len(done),
         "audio_hours": audio_s / 3600,
         "wall_s": wall_s,
@@ -362,7 +426,9 @@ def _log_summary(info: dict) -> list[tuple[str, str]]:
         ("ok", str(info["songs_ok"])),
         ("failed", str(info["songs_failed"])),
         ("skipped (already complete)", str(info["songs_resumed"])),
+        ("skipped (circuit breaker)", str(info["songs_skipped"])),
         ("not processed", str(info["songs_pending"])),
+        ("I/O retries", str(info["retries"])),
         ("audio", f"{audio_h:.3f} h"),
         ("wall time", f"{wall:.1f} s"),
         ("real-time factor", f"{rtf:.1f}x"),

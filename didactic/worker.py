@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from didactic import store
+from didactic import retry, store
 from didactic.atomic import write_text
 from didactic.cache import StageCache
 from didactic.config import Config
@@ -61,11 +61,21 @@ class SongOutcome:
     error_type: str | None = None
     message: str | None = None
     seconds: float = 0.0
+    retries: int = 0  # transient I/O errors retried for this song
     result: dict | None = None
     logs: list[tuple[int, str, str]] = field(default_factory=list)
 
     def manifest_row(self) -> dict:
-        keys = ("song_id", "source_path", "status", "stage", "error_type", "message", "seconds")
+        keys = (
+            "song_id",
+            "source_path",
+            "status",
+            "stage",
+            "error_type",
+            "message",
+            "seconds",
+            "retries",
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -114,6 +124,7 @@ class _Capture(logging.Handler):
 def run_song(job: SongJob, capture_logs: bool = True) -> SongOutcome:
     """Process one song; never raises for a song's own failure."""
     set_threads(job.threads)
+    retry.reset()
     song = job.song
     pid = os.getpid()
 
@@ -144,9 +155,11 @@ def run_song(job: SongJob, capture_logs: bool = True) -> SongOutcome:
     except DidacticError as exc:
         outcome.stage = getattr(exc, "stage", None) or "load"
         outcome.error_type = type(exc).__name__
-        outcome.message = str(exc)
+        # Every message names the file; stage errors raised on arrays do not know it.
+        msg = str(exc)
+        outcome.message = msg if str(song.path) in msg else f"{msg} ({song.path})"
     except Exception as exc:  # a bug or an unexpected library error: keep the others going
-        outcome.stage = "internal"
+        outcome.stage = getattr(exc, "didactic_stage", "internal")
         outcome.error_type = type(exc).__name__
         outcome.message = f"{type(exc).__name__}: {exc}"
         log.error("song %s: unexpected error\n%s", song.song_id, traceback.format_exc())
@@ -156,6 +169,7 @@ def run_song(job: SongJob, capture_logs: bool = True) -> SongOutcome:
     if outcome.status != "ok":  # a failed song leaves nothing but its record
         clear_song_outputs(job.run_dir, song.song_id)
     outcome.seconds = time.perf_counter() - t0
+    outcome.retries = retry.retries()
     outcome.logs = handler.records
     write_state(job, outcome)
     on_stage("")

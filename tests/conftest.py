@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -25,8 +26,7 @@ class CliResult:
     err: str
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch):
+def _cli_runner(capsys, monkeypatch):
     """Run ``python -m didactic ARGS`` in this process; returns exit code, stdout, stderr."""
     from hydra.core.global_hydra import GlobalHydra
 
@@ -50,6 +50,33 @@ def cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run ``python -m didactic ARGS`` in this process; returns exit code, stdout, stderr."""
+    return _cli_runner(capsys, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def cli_module():
+    """The in-process CLI for module-scoped fixtures (no output capture)."""
+    mp = pytest.MonkeyPatch()
+
+    class _Capture:
+        """Like capsys: swaps in fresh buffers for stdout and stderr at each read."""
+
+        def readouterr(self):
+            out = getattr(sys.stdout, "getvalue", lambda: "")()
+            err = getattr(sys.stderr, "getvalue", lambda: "")()
+            mp.setattr(sys, "stdout", io.StringIO())
+            mp.setattr(sys, "stderr", io.StringIO())
+            return CliResult(0, out, err)
+
+    try:
+        yield _cli_runner(_Capture(), mp)
+    finally:
+        mp.undo()
 
 
 TEST_CACHE = Path(tempfile.gettempdir()) / f"didactic-test-cache-{os.getpid()}"

@@ -79,3 +79,11 @@ class HangingTranscriber:
     def __call__(self, y):
         while True:
             time.sleep(1)
+
+
+class FailingSeparator(CountingSeparator):
+    """A separator whose model is broken: every call raises."""
+
+    def __call__(self, song: SongAudio) -> dict[str, Audio]:
+        super().__call__(song)
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")

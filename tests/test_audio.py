@@ -103,3 +103,48 @@ def test_m4a_decodes_with_ffmpeg_or_says_it_needs_it(tmp_path: Path) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), str(m4a)], check=True)
     a = read_audio(m4a)
     assert a.sr == SR and a.n_samples == pytest.approx(SR, abs=4096)
+
+
+def test_transient_write_errors_are_retried_and_counted(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from didactic import retry
+    from didactic.atomic import write_bytes
+
+    real = Path.write_bytes
+    failures = {"left": 2}
+
+    def flaky(self: Path, data: bytes) -> int:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", flaky)
+    retry.reset()
+    write_bytes(tmp_path / "t.bin", b"abc")
+    assert (tmp_path / "t.bin").read_bytes() == b"abc" and retry.retries() == 2
+
+
+def test_full_disk_and_decode_errors_are_not_retried(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    from didactic import retry
+    from didactic.atomic import write_bytes
+
+    calls = {"n": 0}
+
+    def full(self: Path, data: bytes) -> int:
+        calls["n"] += 1
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    retry.reset()
+    with pytest.raises(OSError, match="No space left") as info:
+        write_bytes(tmp_path / "t.bin", b"abc")
+    assert calls["n"] == 1 and retry.retries() == 0 and info.value.filename.endswith("t.bin")
+    monkeypatch.undo()
+    (tmp_path / "x.wav").write_text("not audio")
+    with pytest.raises(AudioError):
+        read_audio(tmp_path / "x.wav")
+    assert retry.retries() == 0

@@ -298,3 +298,42 @@ def test_ctrl_c_stops_cleanly(collection, tmp_path) -> None:
     # Zombies (<defunct>) are dead already; they wait for init to reap them.
     alive = [line for line in ps.stdout.strip().splitlines()[1:] if "<defunct>" not in line]
     assert alive == []
+
+
+def test_sigkill_at_several_points_then_resume(collection, tmp_path) -> None:
+    """Kill the run just after a song finished plus 0.05 or 0.4 s: into the next song's load,
+    rhythm, features or table writing. Every resume continues; the end matches a clean run."""
+    args = ["song=" + str(collection), "stems=0", "cache.enabled=false", "chunks.enabled=true"]
+    ref = run_process(*args, "hydra.run.dir=ref", cwd=tmp_path, env=_env())
+    assert ref.returncode == 0, ref.stderr
+    state = tmp_path / "k" / "state"
+    for offset in (0.05, 0.4):
+        before = len(list(state.glob("*.json"))) if state.is_dir() else 0
+        cmd = [sys.executable, "-m", "didactic", *with_test_cache(args), "hydra.run.dir=k"]
+        proc = subprocess.Popen(
+            cmd,
+            cwd=tmp_path,
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if len(list(state.glob("*.json"))) > before:
+                time.sleep(offset)
+                break
+            time.sleep(0.01)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    final = run_process(*args, "hydra.run.dir=k", cwd=tmp_path, env=_env())
+    assert final.returncode == 0, final.stderr
+    for name in store.TABLES:
+        pd.testing.assert_frame_equal(_table(tmp_path / "ref", name), _table(tmp_path / "k", name))
+    ref_files = sorted(
+        p.relative_to(tmp_path / "ref") for p in (tmp_path / "ref" / "songs").rglob("*")
+    )
+    k_files = sorted(p.relative_to(tmp_path / "k") for p in (tmp_path / "k" / "songs").rglob("*"))
+    assert ref_files == k_files  # chunks, MIDI: nothing lost, nothing extra
+    assert [p for p in (tmp_path / "k").rglob("*") if ".tmp-" in p.name] == []

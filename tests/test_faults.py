@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -76,3 +77,30 @@ def test_crashing_worker_is_replaced(cli, three_songs, tmp_path) -> None:
     m = _manifest(tmp_path / "r")
     assert m.loc["b_hang_crash", "error_type"] == "WorkerDied"
     assert (m.drop(index="b_hang_crash").status == "ok").all()
+
+
+def test_circuit_breaker_skips_the_rest_after_consecutive_failures(cli, tmp_path) -> None:
+    songs = tmp_path / "songs"
+    for i in range(6):
+        write_song(render_song(SongSpec(n_bars=2, seed=i)), songs, f"s{i}")
+    calls = tmp_path / "calls"
+    res = cli(
+        f"song={songs}",
+        "separator._target_=helpers.FailingSeparator",
+        f"+separator.log_file={calls}",
+        "runner.breaker_failures=3",
+        "transcriber=none",
+        "cache.enabled=false",
+        f"hydra.run.dir={tmp_path / 'r'}",
+    )
+    assert res.code == 1
+    m = _manifest(tmp_path / "r")
+    assert (m.status == "failed").sum() == 3 and (m.status == "skipped").sum() == 3
+    failed = m[m.status == "failed"]
+    assert set(failed.stage) == {"separate"} and set(failed.error_type) == {"RuntimeError"}
+    skipped = m[m.status == "skipped"]
+    assert set(skipped.error_type) == {"CircuitOpen"}
+    assert "failed 3 songs in a row" in skipped.message.iloc[0]
+    assert len(calls.read_text().splitlines()) == 3  # the broken model was not called again
+    info = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert info["circuit_breakers"]["open"] == "separate" and info["songs_skipped"] == 3
