@@ -58,6 +58,23 @@ BAD_VALUES = [
     (["time_signature=6/8", "align.grid=1/32"], None, None),  # valid: 12 steps a beat
     (["output.audio_subtype=MP3"], "output.audio_subtype", "MP3"),
     (["chunks.enabled=maybe"], "chunks.enabled", "maybe"),
+    (["separator.timeout_per_audio_minute_s=-1"], "separator.timeout_per_audio_minute_s", "-1"),
+    (
+        ["transcriber.timeout_per_audio_minute_s=-1"],
+        "transcriber.timeout_per_audio_minute_s",
+        "-1",
+    ),
+    (["transcriber.skip_stems=drums"], "transcriber.skip_stems", "drums"),
+    (["chunks.preserve=maybe"], "chunks.preserve", "maybe"),
+    (["output.write_stems=maybe"], "output.write_stems", "maybe"),
+    (["runner.n_jobs=0"], "runner.n_jobs", "0"),
+    (["runner.threads_per_job=0"], "runner.threads_per_job", "0"),
+    (["runner.max_failures=0"], "runner.max_failures", "0"),
+    (["runner.breaker_failures=0"], "runner.breaker_failures", "0"),
+    (["runner.progress=fancy"], "runner.progress", "fancy"),
+    (["runner=bogus"], "runner", "bogus"),
+    (["cache.enabled=maybe"], "cache.enabled", "maybe"),
+    (["paths.cache_dir=[1,2]"], "paths.cache_dir", "1"),
     (["no_such_key=1"], "no_such_key", "1"),
     (["separator.no_such_key=1"], "separator.no_such_key", "1"),
 ]
