@@ -39,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--songs", type=int, default=12)
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--skip-sweep", action="store_true")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -50,13 +51,20 @@ def main() -> None:
         base = [f"song={songs}", "stems=0", "cache.enabled=false"]
         t1 = _run([*base, "runner.n_jobs=1", "hydra.run.dir=j1"], root)
         t2 = _run([*base, "runner.n_jobs=2", "hydra.run.dir=j2"], root)
+        t1s = _run(
+            [*base, "runner.n_jobs=1", "runner.threads_per_job=1", "hydra.run.dir=j1s"], root
+        )
         print(f"batch: {args.songs} songs of {args.seconds:.0f} s, stems=0")
         print(f"  n_jobs=1: {t1:.1f} s ({3600 * args.songs / t1:.0f} songs/h)")
         print(f"  n_jobs=2: {t2:.1f} s ({3600 * args.songs / t2:.0f} songs/h)")
+        print(f"  n_jobs=1 threads_per_job=1: {t1s:.1f} s ({3600 * args.songs / t1s:.0f} songs/h)")
         print(f"  speed-up n_jobs=2 / n_jobs=1: {t1 / t2:.2f}x")
+        print(f"  speed-up n_jobs=2 / n_jobs=1 with one thread: {t1s / t2:.2f}x")
 
         repo = build_tiny_demucs(root / "weights")
         one = root / "songs" / "s000" / "song000.wav"
+        if args.skip_sweep:
+            return
         for label, sep in (
             ("tiny Demucs", [f"separator.repo={repo}"]),
             (

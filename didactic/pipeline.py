@@ -30,6 +30,7 @@ from didactic.stages_factory import Stages
 
 log = logging.getLogger(__name__)
 
+# The stages in the order they run: what progress, timeouts and breakers name.
 STAGES = ("load", "separate", "rhythm", "features", "chunks", "transcribe", "align", "store")
 
 

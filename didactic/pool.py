@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing as mp
+import pickle
 import queue
 import signal
 import time
@@ -22,7 +23,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from didactic.worker import SongJob, SongOutcome, clear_song_outputs, run_song, write_state
+from didactic.worker import (
+    SongJob,
+    SongOutcome,
+    clear_song_outputs,
+    run_song,
+    set_threads,
+    write_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,9 @@ def _worker_main(wid: int, tasks: Any, results: Any) -> None:
         if job is None:
             return
         job.events = _QueueEvents(results, wid)
+        set_threads(job.threads)  # imports torch: start-up, not the song's time
+        # From here the song is held to a deadline: building stages loads the models.
+        job.events.put((0, job.song.song_id, "setup"))
         results.put(("done", wid, run_song(job)))
 
 
@@ -118,6 +129,10 @@ class WorkerPool:
                 try:
                     msg = self.results.get(timeout=POLL_S)
                 except queue.Empty:
+                    msg = None
+                except (EOFError, OSError, pickle.UnpicklingError) as exc:
+                    # A worker killed while writing to the queue can leave a torn message.
+                    log.warning("dropped an unreadable message from a worker (%s)", exc)
                     msg = None
                 if msg is not None:
                     outcome = self._handle(msg, on_stage)

@@ -33,6 +33,7 @@ from didactic.atomic import TMP_MARK, write_text
 from didactic.cache import StageCache
 from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignature, validate
 from didactic.errors import ConfigError
+from didactic.pipeline import STAGES
 from didactic.pool import get_pool
 from didactic.progress import PlainProgress, make_progress
 from didactic.songs import SongRef, resolve_songs
@@ -258,16 +259,21 @@ class Breakers:
 
 
 def _passed(outcome: SongOutcome, stage: str) -> bool:
-    order = ("load", "separate", "rhythm", "features", "chunks", "transcribe", "align", "store")
     if outcome.status == "ok":
         return True
-    return outcome.stage in order and order.index(outcome.stage) > order.index(stage)
+    return outcome.stage in STAGES and STAGES.index(outcome.stage) > STAGES.index(stage)
 
 
 def _stage_deadline(job: SongJob, stage: str) -> float | None:
     """A model stage's timeout: ``timeout_s`` plus ``timeout_per_audio_minute_s`` per minute of
-    audio. Other stages have none."""
-    group = {"separate": job.cfg.separator, "transcribe": job.cfg.transcriber}.get(stage)
+    audio. Other stages (pure computation on the song's own audio) have none."""
+    # "setup" is a worker building its stages (loading models) before the song's first stage:
+    # a stalled model download is held to the separator's deadline too.
+    group = {
+        "setup": job.cfg.separator,
+        "separate": job.cfg.separator,
+        "transcribe": job.cfg.transcriber,
+    }.get(stage)
     if group is None:
         return None
     per_minute = group.timeout_per_audio_minute_s

@@ -19,6 +19,9 @@ import pretty_midi
 import soundfile as sf
 from scipy.signal import butter, sosfilt
 
+from didactic.config import TimeSignature
+from didactic.errors import ConfigError
+
 logger = logging.getLogger(__name__)
 
 STEM_NAMES = ("drums", "bass", "other", "vocals")
@@ -57,18 +60,14 @@ class Meter:
 
 
 def parse_time_signature(time_signature: str) -> Meter:
-    """Parse "N/D"; N/8 (N multiple of 3, N > 3) is compound with a dotted-quarter beat."""
+    """The synth's view of a meter, parsed by the one parser the pipeline uses
+    (:class:`didactic.config.TimeSignature`: N/8 with N a multiple of 3 above 3 is compound)."""
     try:
-        num, den = (int(x) for x in time_signature.split("/"))
-    except ValueError as err:
-        raise ValueError(f"bad time signature {time_signature!r}") from err
-    if num < 1 or den not in (2, 4, 8, 16):
-        raise ValueError(f"unsupported time signature {time_signature!r}")
-    if den >= 8 and num % 3 == 0 and num > 3:
-        qpb = 3 * 4 / den
-        return Meter(num, den, num // 3, qpb, max(1, round(2 * qpb)))
-    qpb = 4 / den
-    return Meter(num, den, num, qpb, max(1, round(2 * qpb)))
+        ts = TimeSignature.parse(time_signature)
+    except ConfigError as err:
+        raise ValueError(f"bad time signature {time_signature!r}: {err.allowed}") from None
+    qpb = float(4 * ts.beat_fraction)
+    return Meter(ts.numerator, ts.denominator, ts.beats_per_bar, qpb, max(1, round(2 * qpb)))
 
 
 @dataclass(frozen=True)
