@@ -73,3 +73,43 @@ def test_bars_cover_song_without_gaps() -> None:
 def test_silence_has_no_beat() -> None:
     with pytest.raises(StageError, match="no detectable beat"):
         BeatTracker()(np.zeros(SR * 5, dtype=np.float32), SR, HOP, TimeSignature(4, 4))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SongSpec(tempo_bpm=90, time_signature="4/4", n_bars=8, pickup_beats=1, seed=1),
+        SongSpec(
+            tempo_bpm=120,
+            time_signature="4/4",
+            n_bars=8,
+            pickup_beats=3,
+            seed=2,
+            leading_silence_s=0.7,
+        ),
+        SongSpec(tempo_bpm=100, time_signature="3/4", n_bars=8, pickup_beats=2, seed=3),
+        SongSpec(tempo_bpm=70, time_signature="12/8", n_bars=6, pickup_beats=2, seed=4),
+        SongSpec(tempo_bpm=110, n_bars=8, drumless_intro_bars=2, seed=5),
+        SongSpec(tempo_bpm=100, tempo_end_bpm=125, n_bars=8, pickup_beats=1, seed=6),
+    ],
+    ids=[
+        "4/4-pickup1",
+        "4/4-pickup3-silence",
+        "3/4-pickup2",
+        "12/8-pickup2",
+        "drumless-intro",
+        "accelerando-pickup1",
+    ],
+)
+def test_downbeats_found_after_pickups_and_intros(spec: SongSpec) -> None:
+    """Bar 1 starts on the true first downbeat; pickup beats are beats of bar 0."""
+    song, grid = _track(spec)
+    n_true = len(song.downbeat_times)
+    starts = grid.beat_times[grid.downbeats[:n_true]]
+    err = np.abs(starts - song.downbeat_times)
+    assert err.max() < 0.050, f"bar start errors (ms): {np.round(1000 * err).astype(int)}"
+    if spec.pickup_beats:
+        assert grid.bar_numbers[0] == 0 and grid.bar_n_beats[0] == spec.pickup_beats
+        pickup_in_bar = grid.beat_in_bar[: spec.pickup_beats]
+        bpb = spec.meter.beats_per_bar
+        assert pickup_in_bar.tolist() == list(range(bpb - spec.pickup_beats + 1, bpb + 1))

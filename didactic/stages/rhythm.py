@@ -78,9 +78,49 @@ class BeatTracker:
         beats = beats[beats < duration]
         if beats.size < 2:
             raise StageError("rhythm", f"no detectable beat ({beats.size} beats found)")
-        grid = BeatGrid(beats, np.arange(0, beats.size, meter.beats_per_bar), duration, meter)
+        phase = downbeat_phase(y[pad:], sr, beats, meter.beats_per_bar)
+        grid = BeatGrid(beats, np.arange(phase, beats.size, meter.beats_per_bar), duration, meter)
         log.debug("tempo %.2f BPM, %d beats, %d bars", grid.tempo_bpm, grid.n_beats, grid.n_bars)
         return grid
+
+
+def downbeat_phase(y: np.ndarray, sr: int, beats: np.ndarray, beats_per_bar: int) -> int:
+    """Which of the first ``beats_per_bar`` beats is the first downbeat.
+
+    Bars are where harmony changes and the bass hits: for each candidate phase, score the beats
+    it would make downbeats by the chroma change into them (beat-synchronous chroma, cosine
+    distance to the beat before) plus their low-frequency (< 150 Hz) onset strength, each
+    normalized over the song. The phase with the highest mean wins; ties go to the earliest,
+    so a song without evidence keeps its first beat as the first downbeat.
+    """
+    if beats_per_bar < 2 or beats.size < 2 * beats_per_bar:
+        return 0
+    hop = 512
+    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
+    frames = np.clip(librosa.time_to_frames(beats, sr=sr, hop_length=hop), 0, S.shape[1] - 1)
+    chroma = librosa.feature.chroma_stft(S=S, sr=sr, tuning=0.0)
+    # Mean chroma from each beat to the next (the last beat: one median interval on).
+    ends = np.append(frames[1:], frames[-1] + int(np.median(np.diff(frames))))
+    ends = np.clip(np.maximum(ends, frames + 1), 1, chroma.shape[1])
+    cs = np.concatenate([np.zeros((chroma.shape[0], 1)), np.cumsum(chroma, axis=1)], axis=1)
+    sync = (cs[:, ends] - cs[:, frames]) / np.maximum(ends - frames, 1)
+    norm = np.linalg.norm(sync, axis=0) + 1e-9
+    cos = np.sum(sync[:, 1:] * sync[:, :-1], axis=0) / (norm[1:] * norm[:-1])
+    change = np.concatenate([[0.0], 1.0 - cos])
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    low = librosa.onset.onset_strength(S=librosa.power_to_db(S[freqs < 150]), sr=sr)
+    near = np.clip(frames[:, None] + np.arange(-2, 3)[None, :], 0, low.size - 1)
+    accent = low[near].max(axis=1)
+    score = _unit(change) + _unit(accent)
+    # Beat 0 has no beat before it to change from: judge phases on the beats after it.
+    means = [score[k::beats_per_bar][1 if k == 0 else 0 :].mean() for k in range(beats_per_bar)]
+    best = int(np.argmax(np.round(means, 6)))
+    return best
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    span = x.max() - x.min()
+    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 
 
 def global_tempo(oenv: np.ndarray, sr: int, hop: int, start_bpm: float) -> float:
