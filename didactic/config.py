@@ -137,6 +137,7 @@ class AlignConf:
     """Note-to-grid alignment; ``grid`` is a note value such as ``1/16``."""
 
     grid: str = "1/16"
+    quantized_midi: bool = False  # also write <stem>.quantized.mid, notes snapped to the grid
 
 
 @dataclass

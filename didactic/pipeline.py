@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 
 from didactic import store
-from didactic.atomic import atomic_path
 from didactic.audio import Audio, read_audio, write_audio
 from didactic.cache import StageCache, array_hash, cache_key
 from didactic.config import Config, TimeSignature, grid_steps_per_beat
 from didactic.errors import AudioError, DidacticError, StageError, StorageError
 from didactic.grid import BeatGrid
+from didactic.midi import write_midi
 from didactic.songs import SongRef
 from didactic.stages.align import align_notes
 from didactic.stages.chunks import bar_chunks
@@ -163,7 +162,12 @@ def _process(song: SongRef, ctx: SongContext, pool: ThreadPoolExecutor) -> SongR
 
     with timer.stage("store"):
         for name, n in notes.items():
-            _write_midi(out_dir / "midi" / f"{name}.mid", n, grid, name)
+            write_midi(out_dir / "midi" / f"{name}.mid", {name: n}, grid)
+            if cfg.align.quantized_midi:
+                q = Notes(n.pitch, n.velocity, aligned[name]["start_s_q"], aligned[name]["end_s_q"])
+                write_midi(out_dir / "midi" / f"{name}.quantized.mid", {name: q}, grid)
+        if len(notes) > 1:
+            write_midi(out_dir / "midi" / "all.mid", notes, grid)
         tables = _song_tables(
             song, result, audio, grid, meter, features, chunk_paths, notes, aligned, cfg
         )
@@ -289,18 +293,3 @@ def _song_tables(
         "bar_features": (fcols, fschema),
         "notes": (ncols, store.NOTES_SCHEMA),
     }
-
-
-def _write_midi(path: Path, notes: Notes, grid: BeatGrid, stem: str) -> None:
-    """One instrument per stem; the file's tempo is the song's detected tempo."""
-    tempo = grid.tempo_bpm if np.isfinite(grid.tempo_bpm) else 120.0
-    pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
-    pm.time_signature_changes.append(
-        pretty_midi.TimeSignature(grid.meter.numerator, grid.meter.denominator, 0.0)
-    )
-    inst = pretty_midi.Instrument(program=0, name=stem)
-    for p, v, s, e in zip(notes.pitch, notes.velocity, notes.start_s, notes.end_s, strict=True):
-        inst.notes.append(pretty_midi.Note(int(v), int(p), float(s), float(e)))
-    pm.instruments.append(inst)
-    with atomic_path(path) as tmp:
-        pm.write(str(tmp))

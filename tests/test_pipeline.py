@@ -127,6 +127,11 @@ def test_notes_sit_in_their_true_bars_on_the_demo(cli, tmp_path) -> None:
         # on the grid (quantized) it is on the downbeat.
         assert right_q == found, f"{stem}: {found - right_q} of {found} notes in the wrong bar"
         assert right / found >= 0.9, f"{stem}: {found - right} of {found} onsets before their bar"
+    combined = pretty_midi.PrettyMIDI(str(tmp_path / "songs" / "demo" / "midi" / "all.mid"))
+    assert sorted(i.name for i in combined.instruments) == ["bass", "other", "vocals"]
+    bar_lines = combined.get_downbeats()
+    for t in bars.start_s[bars.bar_index >= 1]:
+        assert np.min(np.abs(bar_lines - t)) < 0.002
     chunks = sorted((tmp_path / "songs" / "demo" / "chunks" / "bass").glob("bar_*.wav"))
     assert len(chunks) == len(bars)
 
@@ -153,7 +158,10 @@ def test_demucs_tiny_model_four_stems_end_to_end(
     tables = _tables(tmp_path)
     assert sorted(tables["songs"].column("stems")[0].as_py()) == stems
     assert sorted(set(tables["bar_features"].column("stem").to_pylist())) == stems
-    assert sorted(p.stem for p in (tmp_path / "songs" / "dm" / "midi").glob("*.mid")) == stems
+    midi = sorted(p.stem for p in (tmp_path / "songs" / "dm" / "midi").glob("*.mid"))
+    assert midi == ["all", *stems]
+    combined = pretty_midi.PrettyMIDI(str(tmp_path / "songs" / "dm" / "midi" / "all.mid"))
+    assert [i.is_drum for i in combined.instruments if i.name == "drums"] == [True]
     assert "loaded Demucs model htdemucs" in (tmp_path / "didactic.log").read_text()
 
 
