@@ -76,6 +76,7 @@ class RhythmConf:
 
     _target_: str = "didactic.stages.rhythm.BeatTracker"
     start_bpm: float = 120.0
+    bpm_range: list[float] = field(default_factory=lambda: [30.0, 320.0])  # allowed tempi
     tightness: float = 100.0
     snap_window_s: float = 0.07
 
@@ -299,6 +300,9 @@ def validate(cfg: Config) -> None:
 
     r = cfg.rhythm
     _check_range("rhythm.start_bpm", r.start_bpm, 20, 400)
+    rng = list(r.bpm_range)
+    if len(rng) != 2 or not 20 <= rng[0] < rng[1] <= 400:
+        raise ConfigError("rhythm.bpm_range", rng, "[low, high] with 20 <= low < high <= 400")
     _check_range("rhythm.tightness", r.tightness, 0.1, 10000)
     _check_range("rhythm.snap_window_s", r.snap_window_s, 0, 0.2)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from didactic import store
 from didactic.audio import Audio, read_audio, write_audio
@@ -227,8 +228,18 @@ def _model_id(stage: object) -> str:
 
 
 def _song_tables(
-    song, result, audio: Audio, grid: BeatGrid, meter, features, chunk_paths, notes, aligned, cfg
-):
+    song: SongRef,
+    result: SongResult,
+    audio: Audio,
+    grid: BeatGrid,
+    meter: TimeSignature,
+    features: dict[str, dict[str, np.ndarray]],
+    chunk_paths: dict[str, list[str | None]],
+    notes: dict[str, Notes],
+    aligned: dict[str, dict[str, np.ndarray]],
+    cfg: Config,
+) -> dict[str, tuple[dict, pa.Schema]]:
+    """The five tables' columns for one song, each with its schema."""
     sid = song.song_id
     songs = {
         "song_id": [sid],

@@ -33,7 +33,9 @@ class BeatTracker:
     Parameters
     ----------
     start_bpm
-        Tempo prior of librosa's tracker; steers half/double-tempo choices.
+        Centre of the tempo prior; steers half/double-tempo choices.
+    bpm_range
+        ``[low, high]``: tempi outside it are never chosen (a hard version of the prior).
     tightness
         How strictly the tracker keeps to one tempo.
     snap_window_s
@@ -41,9 +43,14 @@ class BeatTracker:
     """
 
     def __init__(
-        self, start_bpm: float = 120.0, tightness: float = 100.0, snap_window_s: float = 0.07
+        self,
+        start_bpm: float = 120.0,
+        bpm_range: tuple[float, float] | list[float] = (30.0, 320.0),
+        tightness: float = 100.0,
+        snap_window_s: float = 0.07,
     ) -> None:
         self.start_bpm = start_bpm
+        self.bpm_range = (float(bpm_range[0]), float(bpm_range[1]))
         self.tightness = tightness
         self.snap_window_s = snap_window_s
 
@@ -58,7 +65,7 @@ class BeatTracker:
         oenv = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=8 * hop)
         if not np.any(oenv > 0):
             raise StageError("rhythm", "no detectable beat (no onsets: silent or steady signal)")
-        bpm = global_tempo(oenv, sr, hop, self.start_bpm)
+        bpm = global_tempo(oenv, sr, hop, self.start_bpm, self.bpm_range)
         _, frames = librosa.beat.beat_track(
             onset_envelope=oenv,
             sr=sr,
@@ -123,9 +130,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x - x.min()) / span if span > 0 else np.zeros_like(x)
 
 
-def global_tempo(oenv: np.ndarray, sr: int, hop: int, start_bpm: float) -> float:
+def global_tempo(
+    oenv: np.ndarray,
+    sr: int,
+    hop: int,
+    start_bpm: float,
+    bpm_range: tuple[float, float] = (30.0, 320.0),
+) -> float:
     """The tempo whose period best repeats the whole onset envelope, weighted by librosa's
-    log-normal prior (one octave wide, centred on ``start_bpm``).
+    log-normal prior (one octave wide, centred on ``start_bpm``), within ``bpm_range``.
 
     One autocorrelation of the whole envelope replaces librosa's tempogram, whose per-frame
     autocorrelations cost seconds per minute of audio at a fine hop.
@@ -135,7 +148,8 @@ def global_tempo(oenv: np.ndarray, sr: int, hop: int, start_bpm: float) -> float
     lags = np.arange(1, ac.size)
     bpm = 60.0 * sr / (hop * lags)
     prior = np.exp(-0.5 * (np.log2(bpm / start_bpm)) ** 2)
-    score = np.where((bpm >= 30) & (bpm <= 320), np.maximum(ac[1:], 0) * prior, 0.0)
+    lo, hi = bpm_range
+    score = np.where((bpm >= lo) & (bpm <= hi), np.maximum(ac[1:], 0) * prior, 0.0)
     k = int(np.argmax(score))
     if 0 < k < score.size - 1:  # parabolic refinement of the peak lag
         a, b, c = score[k - 1], score[k], score[k + 1]
