@@ -52,6 +52,19 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _start(args: list[str], *more: str, cwd: Path) -> subprocess.Popen:
+    """The real CLI in its own process group (so a test can kill it and its workers)."""
+    cmd = [sys.executable, "-m", "didactic", *with_test_cache([*args, *more])]
+    return subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def test_folder_run_isolates_a_corrupt_song(cli, collection, tmp_path) -> None:
     bad = collection / "e" / "broken.wav"
     bad.parent.mkdir(exist_ok=True)
@@ -183,15 +196,7 @@ def test_sigkill_halfway_then_resume_matches_uninterrupted(collection, tmp_path)
     assert ref.returncode == 0, ref.stderr
     calls.unlink()
 
-    cmd = [sys.executable, "-m", "didactic", *with_test_cache(args), "hydra.run.dir=killed"]
-    proc = subprocess.Popen(
-        cmd,
-        cwd=tmp_path,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = _start(args, "hydra.run.dir=killed", cwd=tmp_path)
     state = tmp_path / "killed" / "state"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(state.glob("*.json"))) < 2:
@@ -309,15 +314,7 @@ def test_sigkill_at_several_points_then_resume(collection, tmp_path) -> None:
     state = tmp_path / "k" / "state"
     for offset in (0.05, 0.4):
         before = len(list(state.glob("*.json"))) if state.is_dir() else 0
-        cmd = [sys.executable, "-m", "didactic", *with_test_cache(args), "hydra.run.dir=k"]
-        proc = subprocess.Popen(
-            cmd,
-            cwd=tmp_path,
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        proc = _start(args, "hydra.run.dir=k", cwd=tmp_path)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if len(list(state.glob("*.json"))) > before:
