@@ -52,17 +52,12 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _start(args: list[str], *more: str, cwd: Path) -> subprocess.Popen:
-    """The real CLI in its own process group (so a test can kill it and its workers)."""
+def _start(args: list[str], *more: str, cwd: Path, **popen: object) -> subprocess.Popen:
+    """The real CLI in its own process group (so a test can kill it and its workers);
+    output discarded unless ``popen`` says otherwise."""
     cmd = [sys.executable, "-m", "didactic", *with_test_cache([*args, *more])]
-    return subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    opts = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    return subprocess.Popen(cmd, cwd=cwd, env=_env(), start_new_session=True, **opts)
 
 
 def test_folder_run_isolates_a_corrupt_song(cli, collection, tmp_path) -> None:
@@ -272,15 +267,12 @@ def test_ctrl_c_stops_cleanly(collection, tmp_path) -> None:
         "runner.n_jobs=2",
         "hydra.run.dir=run",
     ]
-    cmd = [sys.executable, "-m", "didactic", *with_test_cache(args)]
-    proc = subprocess.Popen(
-        cmd,
+    proc = _start(
+        args,
         cwd=tmp_path,
-        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,
         preexec_fn=_default_sigint,
     )
     state = tmp_path / "run" / "state"
