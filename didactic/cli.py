@@ -20,7 +20,7 @@ from hydra.errors import ConfigCompositionException, MissingConfigException, Ove
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from didactic.config import register_configs
+from didactic.config import TASK_CHOICES, register_configs
 from didactic.errors import ConfigError, DidacticError
 
 log = logging.getLogger(__name__)
@@ -83,12 +83,23 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def task_dir(task: str) -> str:
+    """The folder under ``outputs/`` for a task's run directories (runs, evaluations)."""
+    return {"run": "runs", "evaluate": "evaluations"}.get(str(task), str(task))
+
+
 @hydra.main(version_base=None, config_path="pkg://didactic.conf", config_name="config")
 def _task(cfg: DictConfig) -> None:
     from didactic.runner import run
 
     global _exit_code
     hc = HydraConfig.get()
+    task = cfg.get("task", "run")
+    if task not in TASK_CHOICES:
+        _fail(str(ConfigError("task", task, "one of " + ", ".join(TASK_CHOICES))), 2)
+    if task == "evaluate":
+        _evaluate(cfg, Path(hc.runtime.output_dir), Path(hydra.utils.get_original_cwd()))
+        return
     try:
         summary = run(cfg, Path(hc.runtime.output_dir), Path(hydra.utils.get_original_cwd()))
     except DidacticError as exc:  # raised here, Hydra would add a line of its own
@@ -103,12 +114,33 @@ def _task(cfg: DictConfig) -> None:
     )
 
 
+def _evaluate(cfg: DictConfig, out_dir: Path, cwd: Path) -> None:
+    """``task=evaluate``: score ``evaluate.run_dir`` against ``evaluate.reference``."""
+    from didactic.evaluate import evaluate_run
+
+    conf = OmegaConf.to_object(cfg.evaluate)
+    try:  # raised here, Hydra would add a line of its own
+        paths = {}
+        for key in ("run_dir", "reference"):
+            value = getattr(conf, key)
+            if value is None:
+                raise ConfigError(f"evaluate.{key}", None, "a folder (it has no default)")
+            paths[key] = cwd / Path(value).expanduser()
+        result = evaluate_run(paths["run_dir"], paths["reference"], out_dir, conf)
+    except DidacticError as exc:
+        _fail(str(exc), exc.exit_code)
+    skipped = f", {result.n_skipped} without reference" if result.n_skipped else ""
+    print(f"didactic: evaluated {result.n_songs} songs{skipped}; results in {out_dir}", flush=True)
+
+
 def main() -> None:
     """Console entry point (``didactic`` and ``python -m didactic``)."""
     os.environ["HYDRA_FULL_ERROR"] = "1"
     register_configs()
     if not OmegaConf.has_resolver("didactic_demo"):
         OmegaConf.register_new_resolver("didactic_demo", demo_path)
+    if not OmegaConf.has_resolver("didactic_task_dir"):
+        OmegaConf.register_new_resolver("didactic_task_dir", task_dir)
     try:
         _task()
     except DidacticError as exc:

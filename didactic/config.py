@@ -24,7 +24,7 @@ PIPELINE_KEYS = frozenset({"_target_", "timeout_s", "timeout_per_audio_minute_s"
 
 # Config sections that change how a run is carried out but not what it computes: left out of
 # the config fingerprint, so resuming with more workers or another cache folder is allowed.
-EXECUTION_KEYS = ("runner", "cache", "paths")
+EXECUTION_KEYS = ("runner", "cache", "paths", "task", "evaluate")
 
 STEM_CHOICES = (0, 2, 4, 6)
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -175,10 +175,32 @@ class PathsConf:
 
 
 @dataclass
+class EvaluateConf:
+    """``task=evaluate``: score a finished run against reference annotations with mir_eval.
+
+    ``reference`` is a folder holding, per song (named like the song file without its
+    extension), ``<name>.beats.txt`` (one beat per line: time in seconds, optionally followed by
+    its 1-based position in the bar), optionally ``<name>.downbeats.txt``, and reference MIDI:
+    ``<name>.mid`` with one instrument per stem, or ``<name>/<stem>.mid``.
+    """
+
+    run_dir: str | None = None  # the run directory to score
+    reference: str | None = None  # folder of reference annotations
+    onset_tolerance_s: float = 0.05  # note onset window (mir_eval's default)
+    offset_ratio: float = 0.2  # note offset window as a share of the note's length
+    beat_trim_s: float = 0.0  # beats before this time are ignored (MIREX uses 5 s)
+    baseline: bool = True  # also score the naive grid: first beat = downbeat, 4/4
+
+
+TASK_CHOICES = ("run", "evaluate")
+
+
+@dataclass
 class Config:
     """The whole run. ``stems`` null means: what the separator gives (demucs 4, none 0,
     precomputed whatever the folder holds)."""
 
+    task: str = "run"  # run: process songs; evaluate: score a run against references
     song: Any = MISSING
     stems: int | None = None
     analysis_sr: int = 22050
@@ -196,6 +218,7 @@ class Config:
     runner: RunnerConf = MISSING
     cache: CacheConf = field(default_factory=CacheConf)
     paths: PathsConf = field(default_factory=PathsConf)
+    evaluate: EvaluateConf = field(default_factory=EvaluateConf)
 
 
 def register_configs() -> None:
@@ -225,7 +248,7 @@ class TimeSignature:
     @classmethod
     def parse(cls, text: str, key: str = "time_signature") -> TimeSignature:
         m = re.fullmatch(r"\s*(\d{1,2})\s*/\s*(\d{1,2})\s*", str(text))
-        allowed = "N/D with N in 1..32 and D in 1, 2, 4, 8, 16 (e.g. 4/4, 3/4, 6/8)"
+        allowed = "auto, or N/D with N in 1..32 and D in 1, 2, 4, 8, 16 (e.g. 4/4, 3/4, 6/8)"
         if not m:
             raise ConfigError(key, text, allowed)
         num, den = int(m.group(1)), int(m.group(2))
@@ -248,6 +271,18 @@ class TimeSignature:
 
     def __str__(self) -> str:
         return f"{self.numerator}/{self.denominator}"
+
+
+AUTO_METER = "auto"
+# What time_signature=auto can choose (didactic.stages.bars.estimate_meter).
+AUTO_METERS = ("2/4", "3/4", "4/4", "6/8", "9/8", "12/8")
+
+
+def parse_meter(text: str, key: str = "time_signature") -> TimeSignature | None:
+    """A time signature, or None for ``auto`` (estimated from each song's audio)."""
+    if str(text).strip().lower() == AUTO_METER:
+        return None
+    return TimeSignature.parse(text, key)
 
 
 def grid_steps_per_beat(grid: str, meter: TimeSignature, key: str = "align.grid") -> int:
@@ -282,7 +317,7 @@ def validate(cfg: Config) -> None:
         _check_choice("stems", cfg.stems, STEM_CHOICES)
     _check_range("analysis_sr", cfg.analysis_sr, 8000, 192000)
     _check_range("hop_length", cfg.hop_length, 32, 8192)
-    meter = TimeSignature.parse(cfg.time_signature)
+    meter = parse_meter(cfg.time_signature)
     _check_choice("device", cfg.device, DEVICE_CHOICES)
     _check_range("seed", cfg.seed, 0, 2**32 - 1)
 
@@ -337,7 +372,19 @@ def validate(cfg: Config) -> None:
         if lo is not None and hi is not None and lo >= hi:
             raise ConfigError("transcriber.maximum_frequency", hi, f"above minimum_frequency {lo}")
 
-    grid_steps_per_beat(cfg.align.grid, meter)
+    if meter is not None:
+        grid_steps_per_beat(cfg.align.grid, meter)
+    for text in AUTO_METERS if meter is None else ():
+        try:
+            grid_steps_per_beat(cfg.align.grid, TimeSignature.parse(text))
+        except ConfigError:
+            raise ConfigError(
+                "align.grid",
+                cfg.align.grid,
+                f"a note value that divides the beat of every meter time_signature=auto can "
+                f"choose ({', '.join(AUTO_METERS)}; {text} is not divided), e.g. 1/16",
+            ) from None
+    _check_choice("task", cfg.task, TASK_CHOICES)
     _check_choice("output.audio_subtype", cfg.output.audio_subtype, AUDIO_SUBTYPES)
 
     run = cfg.runner

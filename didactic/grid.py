@@ -33,12 +33,15 @@ class BeatGrid:
         Length of the song; the last bar ends here.
     meter
         The time signature the bars were counted in.
+    meter_confidence
+        How clearly the audio chose ``meter`` (0 to 1); NaN when the meter was given.
     """
 
     beat_times: np.ndarray
     downbeats: np.ndarray
     duration_s: float
     meter: TimeSignature
+    meter_confidence: float = float("nan")
 
     def __post_init__(self) -> None:
         bt = np.asarray(self.beat_times, dtype=np.float64)

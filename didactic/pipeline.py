@@ -17,7 +17,7 @@ import pyarrow as pa
 from didactic import store
 from didactic.audio import Audio, read_audio, write_audio
 from didactic.cache import StageCache, array_hash, cache_key
-from didactic.config import Config, TimeSignature, grid_steps_per_beat
+from didactic.config import Config, TimeSignature, grid_steps_per_beat, parse_meter
 from didactic.errors import AudioError, DidacticError, StageError, StorageError
 from didactic.grid import BeatGrid
 from didactic.midi import write_midi
@@ -104,7 +104,7 @@ def _process(song: SongRef, ctx: SongContext, pool: ThreadPoolExecutor) -> SongR
     timer = _Timer(ctx.on_stage)
     result = SongResult(song.song_id, str(song.path))
     out_dir = store.song_dir(run_dir, song.song_id)
-    meter = TimeSignature.parse(song.time_signature or cfg.time_signature)
+    given = parse_meter(song.time_signature or cfg.time_signature)  # None: estimate it
     sr = cfg.analysis_sr
 
     with timer.stage("load"):
@@ -122,7 +122,8 @@ def _process(song: SongRef, ctx: SongContext, pool: ThreadPoolExecutor) -> SongR
                 write_audio(path, a.samples, a.sr, cfg.output.audio_subtype)
 
     with timer.stage("rhythm"):
-        grid = stages.rhythm(mix_mono, sr, cfg.hop_length, meter)
+        grid = stages.rhythm(mix_mono, sr, cfg.hop_length, given)
+        meter = grid.meter
         bar_s = meter.beats_per_bar * 60.0 / grid.tempo_bpm
         if audio.duration_s < bar_s:
             raise AudioError(
@@ -227,6 +228,31 @@ def _model_id(stage: object) -> str:
     return str(getattr(stage, "model_id", f"{type(stage).__module__}.{type(stage).__qualname__}"))
 
 
+def grid_tables(song_id: str, grid: BeatGrid) -> tuple[dict, dict]:
+    """The beats and bars tables' columns of one song's grid."""
+    is_down = np.zeros(grid.n_beats, dtype=bool)
+    is_down[grid.downbeats] = True
+    beats = {
+        "song_id": [song_id] * grid.n_beats,
+        "beat_index": np.arange(grid.n_beats),
+        "time_s": grid.beat_times,
+        "bar_index": grid.beat_bar_index,
+        "beat_in_bar": grid.beat_in_bar,
+        "is_downbeat": is_down,
+        "local_tempo_bpm": grid.local_tempo_bpm,
+    }
+    bars = {
+        "song_id": [song_id] * grid.n_bars,
+        "bar_index": grid.bar_numbers,
+        "start_s": grid.bar_starts,
+        "end_s": grid.bar_ends,
+        "n_beats": grid.bar_n_beats,
+        "tempo_bpm": grid.bar_tempo_bpm,
+        "is_pickup": (grid.bar_numbers == 0) & (grid.bar_n_beats > 0),
+    }
+    return beats, bars
+
+
 def _song_tables(
     song: SongRef,
     result: SongResult,
@@ -251,30 +277,12 @@ def _song_tables(
         "tempo_bpm": [grid.tempo_bpm],
         "time_signature": [str(meter)],
         "beats_per_bar": [meter.beats_per_bar],
+        "meter_confidence": [grid.meter_confidence],
         "n_beats": [grid.n_beats],
         "n_bars": [grid.n_bars],
         "stems": [result.stems],
     }
-    is_down = np.zeros(grid.n_beats, dtype=bool)
-    is_down[grid.downbeats] = True
-    beats = {
-        "song_id": [sid] * grid.n_beats,
-        "beat_index": np.arange(grid.n_beats),
-        "time_s": grid.beat_times,
-        "bar_index": grid.beat_bar_index,
-        "beat_in_bar": grid.beat_in_bar,
-        "is_downbeat": is_down,
-        "local_tempo_bpm": grid.local_tempo_bpm,
-    }
-    bars = {
-        "song_id": [sid] * grid.n_bars,
-        "bar_index": grid.bar_numbers,
-        "start_s": grid.bar_starts,
-        "end_s": grid.bar_ends,
-        "n_beats": grid.bar_n_beats,
-        "tempo_bpm": grid.bar_tempo_bpm,
-        "is_pickup": (grid.bar_numbers == 0) & (grid.bar_n_beats > 0),
-    }
+    beats, bars = grid_tables(sid, grid)
     fschema = store.bar_features_schema(cfg.features.n_mfcc, cfg.features.contrast_bands)
     fcols: dict[str, list] = {name: [] for name in fschema.names}
     for stem, cols in features.items():

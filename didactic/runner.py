@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from didactic import __version__, store
 from didactic.atomic import TMP_MARK, write_text
 from didactic.cache import StageCache
-from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, TimeSignature, validate
+from didactic.config import EXECUTION_KEYS, Config, PrecomputedConf, parse_meter, validate
 from didactic.errors import ConfigError
 from didactic.pipeline import STAGES
 from didactic.pool import get_pool
@@ -132,7 +132,7 @@ def run(cfg: DictConfig, run_dir: Path, base_dir: Path) -> RunSummary:
     songs = resolve_songs(typed.song, base_dir)
     for s in songs:
         if s.time_signature:
-            TimeSignature.parse(s.time_signature, key=f"song[{s.song_id}].time_signature")
+            parse_meter(s.time_signature, key=f"song[{s.song_id}].time_signature")
     sep = typed.separator
     # A relative stems path is relative to where the command was started; a pattern that
     # starts with a placeholder ({song_dir}/...) is already absolute once filled in.

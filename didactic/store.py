@@ -34,6 +34,7 @@ SONGS_SCHEMA = pa.schema(
         ("tempo_bpm", _F64),
         ("time_signature", _STR),
         ("beats_per_bar", _I32),
+        ("meter_confidence", _F64),  # null when the meter was given, not estimated
         ("n_beats", _I32),
         ("n_bars", _I32),
         ("stems", pa.list_(_STR)),

@@ -86,6 +86,9 @@ class SongSpec:
     drumless_intro_bars: int = 0
     swing: float = 0.0
     tempo_end_bpm: float | None = None
+    # Step changes: ``(bar, bpm)`` pairs, bar numbered as in notation (1 = first downbeat);
+    # from that bar's downbeat on, the tempo is ``bpm``. Not combined with ``tempo_end_bpm``.
+    tempo_steps: tuple[tuple[int, float], ...] = ()
 
     @property
     def meter(self) -> Meter:
@@ -145,6 +148,11 @@ def beat_grid(spec: SongSpec) -> np.ndarray:
     n = spec.n_beats
     b = np.arange(n + 1, dtype=np.float64)
     t0 = float(spec.tempo_bpm)
+    if spec.tempo_steps:
+        bpm = np.full(n, t0)  # tempo of each beat interval
+        for bar, step_bpm in sorted(spec.tempo_steps):
+            bpm[spec.pickup_beats + (int(bar) - 1) * spec.meter.beats_per_bar :] = step_bpm
+        return spec.leading_silence_s + np.concatenate([[0.0], np.cumsum(60.0 / bpm)])
     t1 = t0 if spec.tempo_end_bpm is None else float(spec.tempo_end_bpm)
     if abs(t1 - t0) < 1e-12:
         rel = 60.0 * b / t0
@@ -163,6 +171,8 @@ def _validate(spec: SongSpec) -> None:
         and spec.drumless_intro_bars >= 0
         and spec.tempo_bpm > 0
         and (spec.tempo_end_bpm is None or spec.tempo_end_bpm > 0)
+        and not (spec.tempo_steps and spec.tempo_end_bpm is not None)
+        and all(1 <= int(bar) <= spec.n_bars and bpm > 0 for bar, bpm in spec.tempo_steps)
         and spec.channels in (1, 2)
         and spec.sr >= 8000
         and 0.0 <= spec.swing <= 0.5
@@ -459,7 +469,9 @@ def load_truth(path: str | Path) -> dict[str, Any]:
     """Read a truth JSON: ``spec`` as SongSpec, times as float64 arrays, notes as Note lists."""
     data = json.loads(Path(path).read_text())
     known = {f.name for f in fields(SongSpec)}
-    data["spec"] = SongSpec(**{k: v for k, v in data["spec"].items() if k in known})
+    spec = {k: v for k, v in data["spec"].items() if k in known}
+    spec["tempo_steps"] = tuple((int(b), float(t)) for b, t in spec.get("tempo_steps", ()))
+    data["spec"] = SongSpec(**spec)
     for key in ("beat_times", "downbeat_times"):
         data[key] = np.asarray(data[key], dtype=np.float64)
     data["notes"] = {stem: [Note(**n) for n in lst] for stem, lst in data["notes"].items()}

@@ -4,7 +4,7 @@ librosa's beats land a few tens of milliseconds after the audible onsets and oft
 first beats of a song or of a quiet intro. This stage therefore (1) snaps every tracked beat to
 the nearest detected onset within ``snap_window_s``, (2) recovers beats before the first and after
 the last tracked one while onsets keep confirming the period, and (3) fills single dropped beats.
-Bars are then counted from the first beat in the given meter.
+Bars, and with ``time_signature=auto`` the meter, come from :mod:`didactic.stages.bars`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ import numpy as np
 from didactic.config import TimeSignature
 from didactic.errors import StageError
 from didactic.grid import BeatGrid
+from didactic.stages.bars import (
+    DEFAULT_REANCHOR_COST,
+    decode_downbeats,
+    downbeat_evidence,
+    estimate_meter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,9 @@ class BeatTracker:
         How strictly the tracker keeps to one tempo.
     snap_window_s
         Largest distance over which a beat is moved onto a detected onset.
+    reanchor_cost
+        Evidence needed to start a bar one beat early or late (see
+        :func:`~didactic.stages.bars.decode_downbeats`); higher keeps bars strictly regular.
     """
 
     def __init__(
@@ -48,13 +57,18 @@ class BeatTracker:
         bpm_range: tuple[float, float] | list[float] = (30.0, 320.0),
         tightness: float = 100.0,
         snap_window_s: float = 0.07,
+        reanchor_cost: float = DEFAULT_REANCHOR_COST,
     ) -> None:
         self.start_bpm = start_bpm
         self.bpm_range = (float(bpm_range[0]), float(bpm_range[1]))
         self.tightness = tightness
         self.snap_window_s = snap_window_s
+        self.reanchor_cost = reanchor_cost
 
-    def __call__(self, y: np.ndarray, sr: int, hop_length: int, meter: TimeSignature) -> BeatGrid:
+    def __call__(
+        self, y: np.ndarray, sr: int, hop_length: int, meter: TimeSignature | None
+    ) -> BeatGrid:
+        """The grid of ``y``; ``meter`` None estimates the meter from the audio."""
         duration = y.shape[-1] / sr
         # Onsets are located on a finer hop than the feature frames: librosa's onset envelope
         # lags the attack by about one hop, which at 512 samples is already 23 ms.
@@ -65,69 +79,143 @@ class BeatTracker:
         oenv = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=8 * hop)
         if not np.any(oenv > 0):
             raise StageError("rhythm", "no detectable beat (no onsets: silent or steady signal)")
-        bpm = global_tempo(oenv, sr, hop, self.start_bpm, self.bpm_range)
-        _, frames = librosa.beat.beat_track(
-            onset_envelope=oenv,
-            sr=sr,
-            hop_length=hop,
-            bpm=bpm,
-            tightness=self.tightness,
-            trim=True,
-        )
+        # Hi-hats make every subdivision an onset; below 2 kHz only kick, snare, bass and
+        # chords count, which is what tells the beat from its subdivisions (and a backbeat
+        # from an off-beat). The full-band envelope then places the beats precisely.
+        low = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=8 * hop, fmax=2000)
+        bpm = global_tempo(low, sr, hop, self.start_bpm, self.bpm_range)
+        frames = self._track(oenv, low, sr, hop, bpm)
+        if offbeats_as_strong(low, frames) and 2 * bpm <= min(self.bpm_range[1], MAX_OCTAVE_UP_BPM):
+            # The tracker locked onto every other beat: the "off-beats" between its beats are as
+            # strong as its beats (a backbeat snare between kicks), so the beat is twice as fast.
+            log.debug("tempo %.1f BPM has off-beats as strong as its beats: doubled", bpm)
+            bpm *= 2
+            frames = self._track(oenv, low, sr, hop, bpm)
         beats = librosa.frames_to_time(np.asarray(frames), sr=sr, hop_length=hop) - pad / sr
         if beats.size < 2:
             raise StageError("rhythm", f"no detectable beat ({beats.size} beats found)")
         onsets = _onset_times(oenv, sr, hop) - pad / sr - ONSET_LATENCY_S
         beats = _snap(beats, onsets, self.snap_window_s)
         beats = _fill_gaps(beats)
-        beats = _extend(beats, onsets, duration, self.snap_window_s)
+        beats = _extend(beats, onsets, _sounding_until(y[pad:], sr), self.snap_window_s)
         beats = np.unique(np.clip(beats, 0.0, None))
         beats = beats[beats < duration]
         if beats.size < 2:
             raise StageError("rhythm", f"no detectable beat ({beats.size} beats found)")
-        phase = downbeat_phase(y[pad:], sr, beats, meter.beats_per_bar)
-        grid = BeatGrid(beats, np.arange(phase, beats.size, meter.beats_per_bar), duration, meter)
-        log.debug("tempo %.2f BPM, %d beats, %d bars", grid.tempo_bpm, grid.n_beats, grid.n_bars)
+        evidence = downbeat_evidence(y[pad:], sr, beats)
+        confidence = float("nan")
+        if meter is None:
+            frames = np.rint((beats + ONSET_LATENCY_S) * sr / hop).astype(np.int64) + pad // hop
+            est = estimate_meter(evidence, oenv, frames)
+            meter, confidence = est.meter, est.confidence
+        downbeats = decode_downbeats(evidence.score, meter.beats_per_bar, self.reanchor_cost)
+        grid = BeatGrid(beats, downbeats, duration, meter, confidence)
+        log.debug(
+            "tempo %.2f BPM, %d beats, %d bars in %s",
+            grid.tempo_bpm,
+            grid.n_beats,
+            grid.n_bars,
+            meter,
+        )
         return grid
 
+    def _track(self, oenv: np.ndarray, low: np.ndarray, sr: int, hop: int, bpm: float):
+        """Beat frames from librosa's tracker on ``oenv``, following the local tempo around
+        ``bpm`` that the low-band envelope ``low`` shows."""
+        curve = tempo_curve(low, sr, hop, bpm)
+        _, frames = librosa.beat.beat_track(
+            onset_envelope=oenv, sr=sr, hop_length=hop, bpm=curve, tightness=self.tightness
+        )
+        return np.asarray(frames)
 
-def downbeat_phase(y: np.ndarray, sr: int, beats: np.ndarray, beats_per_bar: int) -> int:
-    """Which of the first ``beats_per_bar`` beats is the first downbeat.
 
-    Bars are where harmony changes and the bass hits: for each candidate phase, score the beats
-    it would make downbeats by the chroma change into them (beat-synchronous chroma, cosine
-    distance to the beat before) plus their low-frequency (< 150 Hz) onset strength, each
-    normalized over the song. The phase with the highest mean wins; ties go to the earliest,
-    so a song without evidence keeps its first beat as the first downbeat.
+# Doubling a tempo that has strong off-beats is not done above this (a 100 BPM half-time
+# groove stays 100, not 200).
+MAX_OCTAVE_UP_BPM = 200.0
+# Local tempi are looked for within this factor of the global tempo: wide enough for two 25 %
+# ritardandi or steps, narrow enough that a window never flips to double or half tempo.
+LOCAL_TEMPO_SPAN = 1.5
+LOCAL_WINDOW_S = 6.0
+# Below 2 kHz a window at the right tempo repeats at half its beat lag with under half the
+# strength (there is no eighth-note kick or snare); at half tempo, at about 70 %.
+HALF_LAG_RATIO = 0.5
+# Below 2 kHz, off-beats reach 5-16 % of the beats' onset strength at the right tempo and
+# 59-110 % at half tempo on rendered songs (60-180 BPM, all meters, swing): the split.
+OFFBEAT_RATIO = 0.35
+
+
+def tempo_curve(oenv: np.ndarray, sr: int, hop: int, bpm: float) -> np.ndarray:
+    """The tempo at every onset-envelope frame: windowed autocorrelation peaks near ``bpm``.
+
+    Each window of :data:`LOCAL_WINDOW_S` seconds (hop 1 s) picks the lag within
+    :data:`LOCAL_TEMPO_SPAN` of the global period that repeats its onsets best, refined by a
+    parabola; a running median over three windows removes single outliers. A song shorter than
+    two windows, or a window without onsets, keeps the global tempo.
     """
-    if beats_per_bar < 2 or beats.size < 2 * beats_per_bar:
-        return 0
-    hop = 512
-    S = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
-    frames = np.clip(librosa.time_to_frames(beats, sr=sr, hop_length=hop), 0, S.shape[1] - 1)
-    chroma = librosa.feature.chroma_stft(S=S, sr=sr, tuning=0.0)
-    # Mean chroma from each beat to the next (the last beat: one median interval on).
-    ends = np.append(frames[1:], frames[-1] + int(np.median(np.diff(frames))))
-    ends = np.clip(np.maximum(ends, frames + 1), 1, chroma.shape[1])
-    cs = np.concatenate([np.zeros((chroma.shape[0], 1)), np.cumsum(chroma, axis=1)], axis=1)
-    sync = (cs[:, ends] - cs[:, frames]) / np.maximum(ends - frames, 1)
-    norm = np.linalg.norm(sync, axis=0) + 1e-9
-    cos = np.sum(sync[:, 1:] * sync[:, :-1], axis=0) / (norm[1:] * norm[:-1])
-    change = np.concatenate([[0.0], 1.0 - cos])
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
-    low = librosa.onset.onset_strength(S=librosa.power_to_db(S[freqs < 150]), sr=sr)
-    near = np.clip(frames[:, None] + np.arange(-2, 3)[None, :], 0, low.size - 1)
-    accent = low[near].max(axis=1)
-    score = _unit(change) + _unit(accent)
-    # Beat 0 has no beat before it to change from: judge phases on the beats after it.
-    means = [score[k::beats_per_bar][1 if k == 0 else 0 :].mean() for k in range(beats_per_bar)]
-    best = int(np.argmax(np.round(means, 6)))
-    return best
+    fps = sr / hop
+    win, step = int(LOCAL_WINDOW_S * fps), int(fps)
+    n = oenv.size
+    if n < 2 * win:
+        return np.full(n, bpm)
+    period = 60.0 * fps / bpm
+    lo, hi = int(np.floor(period / LOCAL_TEMPO_SPAN)), int(np.ceil(period * LOCAL_TEMPO_SPAN))
+    lags = np.arange(max(lo, 1), hi + 1)
+    # Prefer the global period a little (a 0.5-octave log-normal), so weak windows
+    # stay on it and only clear evidence moves the local tempo.
+    prior = np.exp(-0.5 * (np.log2(lags / period) / 0.5) ** 2)
+    centres, local = [], []
+    for start in range(0, n - win + 1, step):
+        x = oenv[start : start + win].astype(np.float64)
+        x = x - x.mean()
+        ac = librosa.autocorrelate(x, max_size=hi + 2)
+        if ac[0] <= 0:
+            continue
+        score = np.maximum(ac[lags], 0) * prior
+        k = int(np.argmax(score))
+        # A window that repeats as well at half the lag is on the beat's second level (a
+        # kick-snare pair); take the beat itself when a tempo change puts it in range.
+        half = int(np.argmin(np.abs(lags - lags[k] / 2)))
+        if abs(lags[half] - lags[k] / 2) <= 1 and ac[lags[half]] >= HALF_LAG_RATIO * ac[lags[k]]:
+            k = half
+        lag = float(lags[k])
+        if 0 < k < lags.size - 1:
+            a, b, c = score[k - 1], score[k], score[k + 1]
+            denom = a - 2 * b + c
+            lag += 0.5 * (a - c) / denom if denom else 0.0
+        centres.append(start + win / 2)
+        local.append(60.0 * fps / lag)
+    if len(local) < 3:
+        return np.full(n, bpm)
+    local_arr = np.asarray(local)
+    smooth = np.array([np.median(local_arr[max(0, i - 1) : i + 2]) for i in range(local_arr.size)])
+    return np.interp(np.arange(n), centres, smooth)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    span = x.max() - x.min()
-    return (x - x.min()) / span if span > 0 else np.zeros_like(x)
+def offbeats_as_strong(oenv: np.ndarray, frames: np.ndarray) -> bool:
+    """Whether the onsets halfway between tracked beats are nearly as strong as the beats."""
+    if frames.size < 4:
+        return False
+    mid = (frames[:-1] + frames[1:]) // 2
+    on = _peak_near(oenv, frames[:-1])
+    off = _peak_near(oenv, mid)
+    return bool(np.median(off) >= OFFBEAT_RATIO * np.median(on))
+
+
+def _peak_near(oenv: np.ndarray, frames: np.ndarray, width: int = 2) -> np.ndarray:
+    near = np.clip(frames[:, None] + np.arange(-width, width + 1)[None, :], 0, oenv.size - 1)
+    return oenv[near].max(axis=1)
+
+
+def _sounding_until(y: np.ndarray, sr: int, floor_db: float = -50.0) -> float:
+    """End of the last 50 ms frame louder than ``floor_db`` below the song's loudest frame: the
+    grid continues through a fade or a held chord, not through trailing silence."""
+    frame = max(1, int(0.05 * sr))
+    n = y.size // frame
+    if n == 0:
+        return y.size / sr
+    rms = np.sqrt(np.mean(y[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1))
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (floor_db / 20))
+    return (loud[-1] + 1) * frame / sr if loud.size else y.size / sr
 
 
 def global_tempo(
@@ -215,23 +303,32 @@ def _fill_gaps(beats: np.ndarray) -> np.ndarray:
     return np.concatenate([*parts, beats[-1:]])
 
 
-def _extend(beats: np.ndarray, onsets: np.ndarray, duration: float, window: float) -> np.ndarray:
-    """Recover beats the tracker trimmed at either end, one period at a time, while an onset
-    confirms each one; then continue the grid through a silent tail to the end of the song."""
-    period = float(np.median(np.diff(beats[-8:]))) if beats.size > 2 else float(beats[1] - beats[0])
-    head_period = float(np.median(np.diff(beats[:8])))
+def _extend(beats: np.ndarray, onsets: np.ndarray, end: float, window: float) -> np.ndarray:
+    """Recover beats the tracker trimmed at either end, one period at a time.
+
+    Backwards, each beat lands on an onset within the tolerance if there is one (else where the
+    period puts it) as long as the music has started (the first onset): an intro the tracker
+    skipped still gets its bars, so bar numbers count from the true first bar. Forwards, the
+    grid continues up to ``end`` (where the song stops sounding).
+    """
+    period = float(np.median(np.diff(beats[-4:]))) if beats.size > 2 else float(beats[1] - beats[0])
+    head_period = float(np.median(np.diff(beats[:4])))  # near the start: tempo may change
+    first = float(beats[1] - beats[0])
+    if abs(first / head_period - 1.0) < 0.25:  # the interval nearest the head, unless an outlier
+        head_period = first
     tol = max(window, 0.1 * head_period)
+    start = float(onsets[0]) if onsets.size else float(beats[0])
     head: list[float] = []
     t = beats[0] - head_period
-    while t > -tol and onsets.size:
-        near = onsets[np.argmin(np.abs(onsets - t))]
-        if abs(near - t) > tol:
-            break
-        head.append(max(near, 0.0))
-        t = near - head_period
+    while t > max(start, 0.0) - tol:
+        if onsets.size:
+            near = onsets[np.argmin(np.abs(onsets - t))]
+            t = near if abs(near - t) <= tol else t
+        head.append(max(t, 0.0))
+        t -= head_period
     tail: list[float] = []
     t = beats[-1] + period
-    while t < duration - 0.5 * period:
+    while t < end - 0.5 * period:
         if onsets.size:
             near = onsets[np.argmin(np.abs(onsets - t))]
             t = near if abs(near - t) <= tol else t
