@@ -67,17 +67,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="folder to keep songs and runs in")
+    ap.add_argument("--only", choices=("given", "auto"), default=None, help="run one mode only")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="didactic-eval-"))
     songs = work / "songs"
     specs = sample_specs(args.songs, seed=args.seed, n_bars=args.bars)
-    write_eval_set(specs, songs)
+    if not (songs / MANIFEST).is_file():  # --keep a folder to rerun on the same songs
+        write_eval_set(specs, songs)
     common = ["separator=precomputed", f"runner.n_jobs={args.jobs}", "cache.enabled=false"]
     for mode, song_arg, extra in (
         ("true meter given", f"song={songs / MANIFEST}", []),
         ("time_signature=auto", f"song={songs}", ["time_signature=auto"]),
     ):
         tag = "given" if extra == [] else "auto"
+        if args.only not in (None, tag):
+            continue
         run, ev = work / f"run_{tag}", work / f"eval_{tag}"
         secs = _didactic(song_arg, *common, *extra, f"hydra.run.dir={run}", cwd=work)
         _didactic(

@@ -79,6 +79,7 @@ class RhythmConf:
     bpm_range: list[float] = field(default_factory=lambda: [30.0, 320.0])  # allowed tempi
     tightness: float = 100.0
     snap_window_s: float = 0.07
+    reanchor_cost: float = 4.0  # evidence needed to start a bar a beat early or late
 
 
 @dataclass
@@ -340,6 +341,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("rhythm.bpm_range", rng, "[low, high] with 20 <= low < high <= 400")
     _check_range("rhythm.tightness", r.tightness, 0.1, 10000)
     _check_range("rhythm.snap_window_s", r.snap_window_s, 0, 0.2)
+    _check_range("rhythm.reanchor_cost", r.reanchor_cost, 0, 1000)
 
     f = cfg.features
     _check_range("features.n_fft", f.n_fft, 64, 65536)

@@ -1,7 +1,7 @@
 """A seeded set of synthetic songs with reference annotations, for ``task=evaluate``.
 
 Each song is rendered by :mod:`didactic.synth` (exact truth) and written with its audio, stems
-and MIDI, plus the beat and downbeat files :mod:`didactic.evaluate` reads, so the folder is
+and MIDI, plus the beat and downbeat files :mod:`didactic.reference` reads, so the folder is
 both a run's input and its reference.
 """
 

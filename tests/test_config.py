@@ -34,6 +34,8 @@ BAD_VALUES = [
     (["rhythm.bpm_range=[200,100]"], "rhythm.bpm_range", "200"),
     (["rhythm.bpm_range=[60]"], "rhythm.bpm_range", "60"),
     (["rhythm.snap_window_s=1"], "rhythm.snap_window_s", "1"),
+    (["rhythm.reanchor_cost=-1"], "rhythm.reanchor_cost", "-1"),
+    (["task=train"], "task", "train"),
     (["features.n_fft=16"], "features.n_fft", "16"),
     (["features.n_fft=256"], "features.n_fft", "256"),
     (["features.n_mels=2"], "features.n_mels", "2"),
@@ -58,6 +60,8 @@ BAD_VALUES = [
     (["align.grid=1/7"], "align.grid", "1/7"),
     (["align.grid=sixteenth"], "align.grid", "sixteenth"),
     (["time_signature=6/8", "align.grid=1/32"], None, None),  # valid: 12 steps a beat
+    (["time_signature=auto"], None, None),
+    (["time_signature=AUTO", "align.grid=1/12"], "align.grid", "1/12"),  # 6/8 is possible
     (["output.audio_subtype=MP3"], "output.audio_subtype", "MP3"),
     (["chunks.enabled=maybe"], "chunks.enabled", "maybe"),
     (["separator.timeout_per_audio_minute_s=-1"], "separator.timeout_per_audio_minute_s", "-1"),

@@ -42,14 +42,20 @@ class DownbeatEvidence:
     ``change`` is the chroma change into the beat (beat-synchronous chroma, cosine distance to
     the beat before); ``accent`` its low-frequency (< 150 Hz) onset strength. Beat 0 has no
     beat before it to change from, so it is NaN (no evidence either way) in both.
+    ``change2`` (not standardized) is the cosine distance between the chroma of the two beats
+    from this one and of the two beats before it: the harmonic change at the scale of a
+    half-bar, with the melody's beat-to-beat motion averaged out; NaN where undefined.
     """
 
     change: np.ndarray
     accent: np.ndarray
+    change2: np.ndarray
 
     @property
     def score(self) -> np.ndarray:
-        """How much each beat sounds like a downbeat: harmonic change plus bass accent."""
+        """How much each beat sounds like a downbeat: harmonic change plus bass accent, equally
+        weighted. (Twice the weight on harmony fixed two of 100 rendered benchmark songs but
+        lost the local evidence that re-anchors bars after a doubled beat.)"""
         return _standard(_unit(self.change[1:]) + _unit(self.accent[1:]))
 
 
@@ -71,7 +77,11 @@ def downbeat_evidence(y: np.ndarray, sr: int, beats: np.ndarray) -> DownbeatEvid
     low = librosa.onset.onset_strength(S=librosa.power_to_db(S[freqs < 150]), sr=sr)
     near = np.clip(frames[:, None] + np.arange(-2, 3)[None, :], 0, low.size - 1)
     accent = low[near].max(axis=1)
-    return DownbeatEvidence(_standard(1.0 - cos), _standard(accent[1:]))
+    two = cs[:, frames[2:]] - cs[:, frames[:-2]]  # chroma of beats i and i+1 together
+    two /= np.linalg.norm(two, axis=0) + 1e-9
+    change2 = np.full(beats.size, np.nan)
+    change2[2 : two.shape[1]] = 1.0 - np.sum(two[:, 2:] * two[:, :-2], axis=0)
+    return DownbeatEvidence(_standard(1.0 - cos), _standard(accent[1:]), change2)
 
 
 def _standard(x: np.ndarray) -> np.ndarray:
@@ -96,7 +106,9 @@ def estimate_meter(
     For each bar length ``n`` in :data:`AUTO_BEATS_PER_BAR`, the chroma change is correlated
     with the best-phased pattern "a change every ``n`` beats"; a too-long bar halves the match
     and a too-short one puts unchanged beats on the pattern, so the right length correlates
-    best. (The bass accent is left out here: a kick on beats 1 and 3 would vote for 2/4.) The
+    best. Two against four is then settled by the half-bar change (:func:`_two_or_four`),
+    which the correlation alone often gets wrong. (The bass accent is left out here: a kick on
+    beats 1 and 3 would vote for 2/4.) The
     beat is compound when onsets sit on both of its thirds more strongly than on its half; a
     swung off-beat fills only the second third, so swing stays simple. Confidence is the
     margin of each choice over its runner-up relative to the winner (the smaller of the two
@@ -118,6 +130,8 @@ def estimate_meter(
     bar_conf = (corr[n] - max(corr[ranked[1]], 0.0)) / corr[n] if corr[n] > 0 else 0.0
     if corr[n] <= 0:
         n = 4  # no bar evidence at all: the common meter, with zero confidence
+    elif n in (2, 4):
+        n, bar_conf = _two_or_four(evidence)
     thirds, half, on = _subdivision_strength(oenv, beat_frames)
     # Both thirds must carry real onsets (a tenth of the beats' strength): with neither
     # subdivision played, noise would otherwise decide.
@@ -132,6 +146,31 @@ def estimate_meter(
     conf = float(np.clip(min(bar_conf, 1.0 if not compound else 2 * sub_conf), 0.0, 1.0))
     log.debug("meter %s (bar correlations %s, thirds %.3f half %.3f)", meter, corr, thirds, half)
     return MeterEstimate(meter, conf)
+
+
+# Half-bar harmonic change over bar-line change, on rendered songs: 0.65-0.80 in 2/4 and 6/8
+# (the "mid-bar" of a four-beat reading is a bar line), 0.18-0.54 in 4/4 and 12/8.
+HALF_BAR_RATIO = 0.6
+
+
+def _two_or_four(evidence: DownbeatEvidence) -> tuple[int, float]:
+    """Two or four beats a bar, and how clearly: read the song in four-beat bars and compare
+    the harmonic change at their middle (the third beat) with that at their bar lines. In a
+    real four-beat bar the middle is inside one harmony (the melody moves, the chord stays);
+    when the middle changes nearly as much as the bar line, it is a bar line too."""
+    z = np.nan_to_num(evidence.change, nan=0.0)
+    folds = [z[k::4][1 if k == 0 else 0 :].mean() if z[k::4].size else 0.0 for k in range(4)]
+    phase = int(np.argmax(folds))
+    c2 = evidence.change2
+    line = np.nanmean(c2[phase::4]) if np.isfinite(c2[phase::4]).any() else np.nan
+    mid = c2[(phase + 2) % 4 :: 4]
+    mid_mean = np.nanmean(mid) if np.isfinite(mid).any() else np.nan
+    if not (np.isfinite(line) and np.isfinite(mid_mean)) or line <= 0:
+        return 4, 0.0
+    ratio = float(mid_mean / line)
+    n = 2 if ratio >= HALF_BAR_RATIO else 4
+    log.debug("half-bar change ratio %.2f: %d beats a bar", ratio, n)
+    return n, float(min(1.0, abs(ratio - HALF_BAR_RATIO) / 0.4))
 
 
 def _subdivision_strength(oenv: np.ndarray, beat_frames: np.ndarray) -> tuple[float, float, float]:

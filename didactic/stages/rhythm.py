@@ -119,7 +119,9 @@ class BeatTracker:
         )
         return grid
 
-    def _track(self, oenv: np.ndarray, low: np.ndarray, sr: int, hop: int, bpm: float):
+    def _track(
+        self, oenv: np.ndarray, low: np.ndarray, sr: int, hop: int, bpm: float
+    ) -> np.ndarray:
         """Beat frames from librosa's tracker on ``oenv``, following the local tempo around
         ``bpm`` that the low-band envelope ``low`` shows."""
         curve = tempo_curve(low, sr, hop, bpm)
@@ -129,8 +131,8 @@ class BeatTracker:
         return np.asarray(frames)
 
 
-# Doubling a tempo that has strong off-beats is not done above this (a 100 BPM half-time
-# groove stays 100, not 200).
+# A tempo with strong off-beats is doubled only up to this (a 110 BPM reading never becomes
+# 220); below it, rhythm.bpm_range is how a user keeps a half-time reading.
 MAX_OCTAVE_UP_BPM = 200.0
 # Local tempi are looked for within this factor of the global tempo: wide enough for two 25 %
 # ritardandi or steps, narrow enough that a window never flips to double or half tempo.
