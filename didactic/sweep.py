@@ -48,7 +48,12 @@ def sweep_summary(sweep_dir: Path) -> pd.DataFrame:
     for job in _job_dirs(sweep_dir):
         row: dict[str, Any] = {"job": job.name, "run_dir": str(job), **_overrides(job)}
         info_path = job / "run.json"
-        if info_path.is_file():
+        evaluation = job / "evaluation_summary.parquet"  # a task=evaluate job
+        if evaluation.is_file():
+            ev = pd.read_parquet(evaluation)
+            n = int(ev["n_songs"].max()) if len(ev) else 0
+            row.update(status="ok", songs=n, songs_ok=n, songs_failed=0, seconds=float("nan"))
+        elif info_path.is_file():
             info = json.loads(info_path.read_text())
             row.update(
                 status="ok"

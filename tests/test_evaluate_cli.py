@@ -92,3 +92,26 @@ def test_unknown_task(cli, tmp_path) -> None:
     res = cli("task=train", f"hydra.run.dir={tmp_path / 'e'}")
     assert res.code == 2
     assert res.err.count("\n") == 1 and "task" in res.err and "evaluate" in res.err
+
+
+def test_an_evaluation_sweep_is_summarized(cli, scored) -> None:
+    """``-m`` over an evaluate option: one scored job per value, both ok in the sweep summary."""
+    work: Path = scored["work"]
+    res = cli(
+        "-m",
+        "task=evaluate",
+        f"evaluate.run_dir={work / 'run'}",
+        f"evaluate.reference={work / 'songs'}",
+        "evaluate.onset_tolerance_s=0.02,0.05",
+        f"hydra.sweep.dir={work / 'sweep'}",
+    )
+    assert res.code == 0, res.err
+    summary = pd.read_csv(work / "sweep" / "sweep_summary.csv")
+    assert summary["status"].tolist() == ["ok", "ok"] and summary["songs"].tolist() == [5, 5]
+    strict, loose = (
+        pd.read_parquet(work / "sweep" / str(j) / "evaluation_summary.parquet")
+        .set_index("method")
+        .loc["didactic", "note_f1"]
+        for j in (0, 1)
+    )
+    assert strict <= loose

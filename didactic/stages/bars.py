@@ -40,7 +40,7 @@ class DownbeatEvidence:
     """Per-beat evidence of a bar starting there, each standardized over the song.
 
     ``change`` is the chroma change into the beat (beat-synchronous chroma, cosine distance to
-    the beat before); ``accent`` its low-frequency (< 150 Hz) onset strength. Beat 0 has no
+    the beat before); ``accent`` the rise of low-frequency (< 150 Hz) power at it. Beat 0 has no
     beat before it to change from, so it is NaN (no evidence either way) in both.
     ``change2`` (not standardized) is the cosine distance between the chroma of the two beats
     from this one and of the two beats before it: the harmonic change at the scale of a
@@ -54,8 +54,7 @@ class DownbeatEvidence:
     @property
     def score(self) -> np.ndarray:
         """How much each beat sounds like a downbeat: harmonic change plus bass accent, equally
-        weighted. (Twice the weight on harmony fixed two of 100 rendered benchmark songs but
-        lost the local evidence that re-anchors bars after a doubled beat.)"""
+        weighted."""
         return _standard(_unit(self.change[1:]) + _unit(self.accent[1:]))
 
 
@@ -74,9 +73,13 @@ def downbeat_evidence(y: np.ndarray, sr: int, beats: np.ndarray) -> DownbeatEvid
     norm = np.linalg.norm(sync, axis=0) + 1e-9
     cos = np.sum(sync[:, 1:] * sync[:, :-1], axis=0) / (norm[1:] * norm[:-1])
     freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
-    low = librosa.onset.onset_strength(S=librosa.power_to_db(S[freqs < 150]), sr=sr)
-    near = np.clip(frames[:, None] + np.arange(-2, 3)[None, :], 0, low.size - 1)
-    accent = low[near].max(axis=1)
+    # The accent is the rise in low-band power, not in its dB: a dB flux measures how quiet it
+    # was before the hit more than how hard the hit is (a kick after a rest outscores a louder
+    # one under a sustained bass). Log-compressed, relative to the song's mean low-band power.
+    power = S[freqs < 150].sum(axis=0)
+    rise = np.maximum(np.diff(power, prepend=power[:1]), 0.0)
+    near = np.clip(frames[:, None] + np.arange(-2, 3)[None, :], 0, rise.size - 1)
+    accent = np.log1p(rise[near].max(axis=1) / (power.mean() + 1e-12))
     two = cs[:, frames[2:]] - cs[:, frames[:-2]]  # chroma of beats i and i+1 together
     two /= np.linalg.norm(two, axis=0) + 1e-9
     change2 = np.full(beats.size, np.nan)

@@ -305,6 +305,11 @@ def _fill_gaps(beats: np.ndarray) -> np.ndarray:
     return np.concatenate([*parts, beats[-1:]])
 
 
+# How far (as a share of the period) an onset may lie from the predicted beat in an intro the
+# tracker skipped and still be taken as the beat at a changed tempo; off-beats lie at 50 %.
+HEAD_TEMPO_SLACK = 0.25
+
+
 def _extend(beats: np.ndarray, onsets: np.ndarray, end: float, window: float) -> np.ndarray:
     """Recover beats the tracker trimmed at either end, one period at a time.
 
@@ -321,12 +326,19 @@ def _extend(beats: np.ndarray, onsets: np.ndarray, end: float, window: float) ->
     tol = max(window, 0.1 * head_period)
     start = float(onsets[0]) if onsets.size else float(beats[0])
     head: list[float] = []
-    t = beats[0] - head_period
+    later = float(beats[0])
+    t = later - head_period
     while t > max(start, 0.0) - tol:
         if onsets.size:
             near = onsets[np.argmin(np.abs(onsets - t))]
-            t = near if abs(near - t) <= tol else t
+            if abs(near - t) <= tol:
+                t = near
+            elif abs(near - t) <= HEAD_TEMPO_SLACK * head_period and head:
+                # The intro is at another tempo (a step the tracker never saw): follow the
+                # onset and its interval, as long as the beats before confirmed the grid.
+                head_period, t = later - near, near
         head.append(max(t, 0.0))
+        later = t
         t -= head_period
     tail: list[float] = []
     t = beats[-1] + period
