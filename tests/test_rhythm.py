@@ -129,3 +129,17 @@ def test_fast_song_is_not_read_at_half_tempo_unless_asked() -> None:
     # Every true beat is found at the default tempo.
     dist = np.abs(default.beat_times[None, :] - song.beat_times[:, None]).min(axis=1)
     assert dist.max() < 0.05
+
+
+def test_clicks_before_the_music_do_not_become_bars() -> None:
+    """Stray clicks in a 4 s lead-in (off any grid) are onsets, but not an intro: no beat is
+    placed in the lead-in, which stays bar 0."""
+    spec = SongSpec(tempo_bpm=100, n_bars=8, leading_silence_s=4.0, seed=3, sr=SR)
+    song = render_song(spec)
+    y = Audio(song.mix, song.sr).mono(SR).copy()
+    for t in (0.37, 1.91, 3.05):
+        i = int(t * SR)
+        y[i : i + 40] += 0.5 * np.hanning(40).astype(y.dtype)
+    grid = BeatTracker()(y, SR, HOP, TimeSignature(4, 4))
+    assert grid.beat_times[0] == pytest.approx(4.0, abs=0.05)
+    assert grid.bar_numbers[0] == 0 and grid.bar_ends[0] == pytest.approx(4.0, abs=0.05)

@@ -308,6 +308,9 @@ def _fill_gaps(beats: np.ndarray) -> np.ndarray:
 # How far (as a share of the period) an onset may lie from the predicted beat in an intro the
 # tracker skipped and still be taken as the beat at a changed tempo; off-beats lie at 50 %.
 HEAD_TEMPO_SLACK = 0.25
+# Beats before the tracked ones may be placed by the period alone through a quiet stretch of an
+# intro, but not for more than this many in a row: a lead-in of noise does not become bars.
+MAX_UNCONFIRMED_BEATS = 4
 
 
 def _extend(beats: np.ndarray, onsets: np.ndarray, end: float, window: float) -> np.ndarray:
@@ -328,15 +331,21 @@ def _extend(beats: np.ndarray, onsets: np.ndarray, end: float, window: float) ->
     head: list[float] = []
     later = float(beats[0])
     t = later - head_period
+    unconfirmed = 0  # beats in a row placed by the period alone
     while t > max(start, 0.0) - tol:
+        confirmed = False
         if onsets.size:
             near = onsets[np.argmin(np.abs(onsets - t))]
             if abs(near - t) <= tol:
-                t = near
+                t, confirmed = near, True
             elif abs(near - t) <= HEAD_TEMPO_SLACK * head_period and head:
                 # The intro is at another tempo (a step the tracker never saw): follow the
                 # onset and its interval, as long as the beats before confirmed the grid.
-                head_period, t = later - near, near
+                head_period, t, confirmed = later - near, near, True
+        unconfirmed = 0 if confirmed else unconfirmed + 1
+        if unconfirmed > MAX_UNCONFIRMED_BEATS:  # noise before the music, not an intro
+            del head[-MAX_UNCONFIRMED_BEATS:]
+            break
         head.append(max(t, 0.0))
         later = t
         t -= head_period
