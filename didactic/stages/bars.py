@@ -1,10 +1,11 @@
 """Bars from beats: downbeat evidence, the meter, and a bar phase that follows the evidence.
 
 Bars are where harmony changes and the bass hits. Each beat gets a downbeat score from the
-chroma change into it and its low-frequency onset accent. The meter is the bar length whose
-downbeat pattern best explains those scores, and whether beats split in three (compound: 6/8,
-12/8) or in two. Downbeats are then decoded with a Viterbi pass over positions in the bar, so
-a beat the tracker missed or doubled costs one re-anchoring instead of shifting every later bar.
+chroma change into it and the rise of bass power at it. The meter (``time_signature=auto``)
+is the bar length whose "change every n beats" pattern the harmony follows, with two against
+four settled by the bass root at the half-bar, and compound (6/8, 9/8, 12/8) when beats split
+in three. Downbeats are then decoded with a Viterbi pass over positions in the bar, so a beat
+the tracker missed or doubled costs one re-anchoring instead of shifting every later bar.
 """
 
 from __future__ import annotations
@@ -146,12 +147,8 @@ def estimate_meter(
     # subdivision played, noise would otherwise decide.
     compound = thirds > half and thirds > 0.1 * on
     sub_conf = abs(thirds - half) / (thirds + half) if thirds + half > 0 else 0.0
-    if compound and n == 3:  # 9/8 is rare; three beats split in three read as 9/8 only then
-        meter = TimeSignature(9, 8)
-    elif compound:
-        meter = TimeSignature(3 * n, 8)
-    else:
-        meter = TimeSignature(n, 4)
+    # Compound meters count beats of three eighths: 6/8, 9/8, 12/8.
+    meter = TimeSignature(3 * n, 8) if compound else TimeSignature(n, 4)
     conf = float(np.clip(min(bar_conf, 1.0 if not compound else 2 * sub_conf), 0.0, 1.0))
     log.debug("meter %s (bar correlations %s, thirds %.3f half %.3f)", meter, corr, thirds, half)
     return MeterEstimate(meter, conf)
