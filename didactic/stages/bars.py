@@ -79,8 +79,7 @@ def downbeat_evidence(y: np.ndarray, sr: int, beats: np.ndarray) -> DownbeatEvid
     # one under a sustained bass). Log-compressed, relative to the song's mean low-band power.
     power = S[freqs < 150].sum(axis=0)
     rise = np.maximum(np.diff(power, prepend=power[:1]), 0.0)
-    near = np.clip(frames[:, None] + np.arange(-2, 3)[None, :], 0, rise.size - 1)
-    accent = np.log1p(rise[near].max(axis=1) / (power.mean() + 1e-12))
+    accent = np.log1p(peak_near(rise, frames) / (power.mean() + 1e-12))
     # Half-bar harmony from the bass register: the root a bar stands on, without the melody
     # and chord voicings that move inside a bar (the full band when there is no bass).
     bass = freqs < BASS_HZ
@@ -92,6 +91,13 @@ def downbeat_evidence(y: np.ndarray, sr: int, beats: np.ndarray) -> DownbeatEvid
     change2 = np.full(beats.size, np.nan)
     change2[2 : two.shape[1]] = 1.0 - np.sum(two[:, 2:] * two[:, :-2], axis=0)
     return DownbeatEvidence(_standard(1.0 - cos), _standard(accent[1:]), change2)
+
+
+def peak_near(x: np.ndarray, frames: np.ndarray, width: int = 2) -> np.ndarray:
+    """The largest value of ``x`` within ``width`` frames of each of ``frames`` (clipped to
+    ``x``): an onset's peak near a beat that may be a frame or two off."""
+    near = np.clip(frames[:, None] + np.arange(-width, width + 1)[None, :], 0, x.size - 1)
+    return x[near].max(axis=1)
 
 
 def _standard(x: np.ndarray) -> np.ndarray:
@@ -191,8 +197,7 @@ def _subdivision_strength(oenv: np.ndarray, beat_frames: np.ndarray) -> tuple[fl
 
     def at(fraction: float) -> float:
         centre = np.rint(start + fraction * ibi).astype(np.int64)
-        near = np.clip(centre[:, None] + np.arange(-2, 3)[None, :], 0, oenv.size - 1)
-        return float(np.median(oenv[near].max(axis=1)))
+        return float(np.median(peak_near(oenv, centre)))
 
     return min(at(1 / 3), at(2 / 3)), at(0.5), at(0.0)
 

@@ -22,6 +22,7 @@ from didactic.stages.bars import (
     decode_downbeats,
     downbeat_evidence,
     estimate_meter,
+    peak_near,
 )
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,9 @@ class BeatTracker:
         # Leading zeros let an attack at 0 s rise out of silence like any other onset.
         pad = 8 * hop
         y = np.concatenate([np.zeros(pad, dtype=y.dtype), y])
-        oenv = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=8 * hop)
+        oenv, low = _onset_envelopes(y, sr, hop)
         if not np.any(oenv > 0):
             raise StageError("rhythm", "no detectable beat (no onsets: silent or steady signal)")
-        # Hi-hats make every subdivision an onset; below 2 kHz only kick, snare, bass and
-        # chords count, which is what tells the beat from its subdivisions (and a backbeat
-        # from an off-beat). The full-band envelope then places the beats precisely.
-        low = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=8 * hop, fmax=2000)
         bpm = global_tempo(low, sr, hop, self.start_bpm, self.bpm_range)
         frames = self._track(oenv, low, sr, hop, bpm)
         if offbeats_as_strong(low, frames) and 2 * bpm <= min(self.bpm_range[1], MAX_OCTAVE_UP_BPM):
@@ -193,19 +190,33 @@ def tempo_curve(oenv: np.ndarray, sr: int, hop: int, bpm: float) -> np.ndarray:
     return np.interp(np.arange(n), centres, smooth)
 
 
+def _onset_envelopes(y: np.ndarray, sr: int, hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full-band and below-2 kHz onset envelopes, from one STFT.
+
+    Hi-hats make every subdivision an onset; below 2 kHz only kick, snare, bass and chords
+    count, which is what tells the beat from its subdivisions (and a backbeat from an
+    off-beat). The full-band envelope then places the beats precisely.
+    """
+    n_fft = 8 * hop
+    power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop)) ** 2
+
+    def envelope(fmax: float | None) -> np.ndarray:
+        mel = librosa.feature.melspectrogram(S=power, sr=sr, fmax=fmax)
+        return librosa.onset.onset_strength(
+            S=librosa.power_to_db(mel), sr=sr, hop_length=hop, n_fft=n_fft
+        )
+
+    return envelope(None), envelope(2000.0)
+
+
 def offbeats_as_strong(oenv: np.ndarray, frames: np.ndarray) -> bool:
     """Whether the onsets halfway between tracked beats are nearly as strong as the beats."""
     if frames.size < 4:
         return False
     mid = (frames[:-1] + frames[1:]) // 2
-    on = _peak_near(oenv, frames[:-1])
-    off = _peak_near(oenv, mid)
+    on = peak_near(oenv, frames[:-1])
+    off = peak_near(oenv, mid)
     return bool(np.median(off) >= OFFBEAT_RATIO * np.median(on))
-
-
-def _peak_near(oenv: np.ndarray, frames: np.ndarray, width: int = 2) -> np.ndarray:
-    near = np.clip(frames[:, None] + np.arange(-width, width + 1)[None, :], 0, oenv.size - 1)
-    return oenv[near].max(axis=1)
 
 
 def _sounding_until(y: np.ndarray, sr: int, floor_db: float = -50.0) -> float:
